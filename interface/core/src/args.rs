@@ -1,0 +1,369 @@
+//! Activity annotations: every argument of a differentiated function is `Active` or `Const`.
+
+use std::fmt::Debug;
+
+use crate::error::{Error, Result};
+use crate::value::{Differentiable, Shape};
+use crate::Real;
+
+/// An argument to differentiate with respect to.
+#[derive(Clone, Copy, Debug)]
+pub struct Active<X>(pub X);
+
+/// An argument held constant: it records nothing, allocates no adjoint, and a custom rule is
+/// never asked for its cotangent. Its result slot is [`NoTangent`].
+#[derive(Clone, Copy, Debug)]
+pub struct Const<X>(pub X);
+
+/// The result slot of a [`Const`] argument.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NoTangent;
+
+/// The activity and shape of one argument, as a preparation remembers it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ArgSignature {
+    /// `Active` or `Const`.
+    pub active: bool,
+    /// The argument's shape.
+    pub shape: Shape,
+}
+
+/// Activities and shapes of an argument list; prepared operators compare it at every call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Signature(pub Vec<ArgSignature>);
+
+impl Signature {
+    /// Number of active scalars.
+    pub fn num_active(&self) -> usize {
+        self.0
+            .iter()
+            .filter(|a| a.active)
+            .map(|a| a.shape.len())
+            .sum()
+    }
+
+    /// `Ok` if `given` matches; else the error naming the first differing argument.
+    pub fn check(&self, operator: &'static str, given: &Signature) -> Result<()> {
+        if self.0.len() != given.0.len() {
+            return Err(Error::PreparedArityMismatch {
+                operator,
+                prepared: self.0.len(),
+                given: given.0.len(),
+            });
+        }
+        for (i, (p, g)) in self.0.iter().zip(&given.0).enumerate() {
+            if p != g {
+                let describe = |a: &ArgSignature| {
+                    format!("{}({})", if a.active { "Active" } else { "Const" }, a.shape)
+                };
+                return Err(Error::PreparedShapeMismatch {
+                    operator,
+                    argument: i + 1,
+                    prepared: describe(p),
+                    given: describe(g),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One annotated argument: [`Active`] or [`Const`] around a [`Differentiable`] value.
+pub trait Annotated {
+    /// The scalar type of the value.
+    type Scalar: Real;
+    /// What the user's function receives for this argument.
+    type Of<T: Real>;
+    /// The result slot: the value's tangent type, or [`NoTangent`].
+    type Tangent: Clone + Debug;
+    /// True for [`Active`].
+    const ACTIVE: bool;
+
+    /// The value's shape.
+    fn shape(&self) -> Shape;
+    /// Visits the value's scalars if active, nothing if constant.
+    fn visit_active(&self, f: &mut dyn FnMut(Self::Scalar));
+    /// The traced form: active scalars through `active`, constant ones through `constant`.
+    fn lift<T: Real>(
+        &self,
+        active: &mut dyn FnMut(Self::Scalar) -> T,
+        constant: &mut dyn FnMut(Self::Scalar) -> T,
+    ) -> Self::Of<T>;
+    /// The result slot, with scalars drawn from `next` for an active argument.
+    fn tangent_from(&self, next: &mut dyn FnMut() -> Self::Scalar) -> Self::Tangent;
+    /// A result slot shaped like `template`, scalars drawn from `next`.
+    fn tangent_like(
+        template: &Self::Tangent,
+        next: &mut dyn FnMut() -> Self::Scalar,
+    ) -> Self::Tangent;
+    /// Visits a result slot's scalars; `None` for [`NoTangent`].
+    fn tangent_shape(t: &Self::Tangent) -> Option<Shape>;
+    /// Visits a result slot's scalars.
+    fn visit_tangent(t: &Self::Tangent, f: &mut dyn FnMut(Self::Scalar));
+}
+
+impl<X: Differentiable> Annotated for Active<X> {
+    type Scalar = X::Scalar;
+    type Of<T: Real> = X::Of<T>;
+    type Tangent = X::Tangent;
+    const ACTIVE: bool = true;
+
+    fn shape(&self) -> Shape {
+        self.0.shape()
+    }
+    fn visit_active(&self, f: &mut dyn FnMut(Self::Scalar)) {
+        self.0.visit(f)
+    }
+    fn lift<T: Real>(
+        &self,
+        active: &mut dyn FnMut(Self::Scalar) -> T,
+        _constant: &mut dyn FnMut(Self::Scalar) -> T,
+    ) -> X::Of<T> {
+        self.0.map(active)
+    }
+    fn tangent_from(&self, next: &mut dyn FnMut() -> Self::Scalar) -> X::Tangent {
+        self.0.tangent_from(next)
+    }
+    fn tangent_like(template: &X::Tangent, next: &mut dyn FnMut() -> Self::Scalar) -> X::Tangent {
+        template.tangent_from(next)
+    }
+    fn tangent_shape(t: &X::Tangent) -> Option<Shape> {
+        Some(t.shape())
+    }
+    fn visit_tangent(t: &X::Tangent, f: &mut dyn FnMut(Self::Scalar)) {
+        t.visit(f)
+    }
+}
+
+impl<X: Differentiable> Annotated for Const<X> {
+    type Scalar = X::Scalar;
+    type Of<T: Real> = X::Of<T>;
+    type Tangent = NoTangent;
+    const ACTIVE: bool = false;
+
+    fn shape(&self) -> Shape {
+        self.0.shape()
+    }
+    fn visit_active(&self, _f: &mut dyn FnMut(Self::Scalar)) {}
+    fn lift<T: Real>(
+        &self,
+        _active: &mut dyn FnMut(Self::Scalar) -> T,
+        constant: &mut dyn FnMut(Self::Scalar) -> T,
+    ) -> X::Of<T> {
+        self.0.map(constant)
+    }
+    fn tangent_from(&self, _next: &mut dyn FnMut() -> Self::Scalar) -> NoTangent {
+        NoTangent
+    }
+    fn tangent_like(_: &NoTangent, _next: &mut dyn FnMut() -> Self::Scalar) -> NoTangent {
+        NoTangent
+    }
+    fn tangent_shape(_: &NoTangent) -> Option<Shape> {
+        None
+    }
+    fn visit_tangent(_: &NoTangent, _f: &mut dyn FnMut(Self::Scalar)) {}
+}
+
+/// The argument list of a differentiated function: one annotated argument, or a tuple of up to
+/// six, any mix of [`Active`] and [`Const`], all over one scalar type.
+///
+/// The function receives [`Args::Traced`] (the value itself for one argument, a tuple for a
+/// tuple); results come back as [`Args::Tangents`], per argument.
+pub trait Args {
+    /// The scalar type shared by all arguments.
+    type Scalar: Real;
+    /// What the user's function receives.
+    type Traced<T: Real>;
+    /// Results per argument: a tangent for each active one, [`NoTangent`] for each constant.
+    type Tangents: Clone + Debug;
+
+    /// Activities and shapes.
+    fn signature(&self) -> Signature;
+    /// Visits the active scalars in order (the order of flat gradients and Jacobian columns).
+    fn visit_active(&self, f: &mut dyn FnMut(Self::Scalar));
+    /// The traced arguments: active scalars through `active` (in visit order), constant ones
+    /// through `constant`.
+    fn lift<T: Real>(
+        &self,
+        active: &mut dyn FnMut(Self::Scalar) -> T,
+        constant: &mut dyn FnMut(Self::Scalar) -> T,
+    ) -> Self::Traced<T>;
+    /// Per-argument results, active scalars drawn from `next` in visit order.
+    fn tangents_from(&self, next: &mut dyn FnMut() -> Self::Scalar) -> Self::Tangents;
+    /// Per-argument results shaped like `template`.
+    fn tangents_like(
+        template: &Self::Tangents,
+        next: &mut dyn FnMut() -> Self::Scalar,
+    ) -> Self::Tangents;
+    /// Shapes of the active slots of a result tuple (for checking user-given tangents).
+    fn tangent_shapes(t: &Self::Tangents) -> Vec<Option<Shape>>;
+    /// Visits the scalars of a result tuple in order.
+    fn visit_tangents(t: &Self::Tangents, f: &mut dyn FnMut(Self::Scalar));
+
+    /// The active scalars, flat.
+    fn active_values(&self) -> Vec<Self::Scalar> {
+        let mut out = Vec::new();
+        self.visit_active(&mut |x| out.push(x));
+        out
+    }
+
+    /// Checks that `t` has one tangent of the right shape per active argument and flattens it.
+    fn flatten_tangents(
+        &self,
+        operator: &'static str,
+        t: &Self::Tangents,
+    ) -> Result<Vec<Self::Scalar>> {
+        let sig = self.signature();
+        for (a, s) in sig.0.iter().zip(Self::tangent_shapes(t)) {
+            if let Some(s) = s {
+                if s != a.shape {
+                    return Err(Error::SeedShape {
+                        operator,
+                        expected: a.shape.clone(),
+                        given: s,
+                    });
+                }
+            }
+        }
+        let mut out = Vec::with_capacity(sig.num_active());
+        Self::visit_tangents(t, &mut |x| out.push(x));
+        Ok(out)
+    }
+
+    /// Per-argument results from a flat vector of active scalars.
+    fn tangents_from_flat(&self, flat: &[Self::Scalar]) -> Self::Tangents {
+        let mut it = flat.iter().copied();
+        self.tangents_from(&mut || {
+            it.next()
+                .expect("flat tangent shorter than the active arguments")
+        })
+    }
+}
+
+macro_rules! single_args {
+    ($wrapper:ident) => {
+        impl<X: Differentiable> Args for $wrapper<X> {
+            type Scalar = X::Scalar;
+            type Traced<T: Real> = X::Of<T>;
+            type Tangents = <$wrapper<X> as Annotated>::Tangent;
+
+            fn signature(&self) -> Signature {
+                Signature(vec![ArgSignature {
+                    active: <Self as Annotated>::ACTIVE,
+                    shape: Annotated::shape(self),
+                }])
+            }
+            fn visit_active(&self, f: &mut dyn FnMut(Self::Scalar)) {
+                Annotated::visit_active(self, f)
+            }
+            fn lift<T: Real>(
+                &self,
+                active: &mut dyn FnMut(Self::Scalar) -> T,
+                constant: &mut dyn FnMut(Self::Scalar) -> T,
+            ) -> X::Of<T> {
+                Annotated::lift(self, active, constant)
+            }
+            fn tangents_from(&self, next: &mut dyn FnMut() -> Self::Scalar) -> Self::Tangents {
+                Annotated::tangent_from(self, next)
+            }
+            fn tangents_like(
+                template: &Self::Tangents,
+                next: &mut dyn FnMut() -> Self::Scalar,
+            ) -> Self::Tangents {
+                <Self as Annotated>::tangent_like(template, next)
+            }
+            fn tangent_shapes(t: &Self::Tangents) -> Vec<Option<Shape>> {
+                vec![<Self as Annotated>::tangent_shape(t)]
+            }
+            fn visit_tangents(t: &Self::Tangents, f: &mut dyn FnMut(Self::Scalar)) {
+                <Self as Annotated>::visit_tangent(t, f)
+            }
+        }
+    };
+}
+single_args!(Active);
+single_args!(Const);
+
+macro_rules! tuple_args {
+    ($first:ident $(, $rest:ident)*) => {
+        #[allow(non_snake_case)]
+        impl<$first: Annotated $(, $rest: Annotated<Scalar = $first::Scalar>)*> Args
+            for ($first, $($rest,)*)
+        {
+            type Scalar = $first::Scalar;
+            type Traced<T: Real> = ($first::Of<T>, $($rest::Of<T>,)*);
+            type Tangents = ($first::Tangent, $($rest::Tangent,)*);
+
+            fn signature(&self) -> Signature {
+                let ($first, $($rest,)*) = self;
+                Signature(vec![
+                    ArgSignature { active: $first::ACTIVE, shape: $first.shape() },
+                    $(ArgSignature { active: $rest::ACTIVE, shape: $rest.shape() },)*
+                ])
+            }
+            fn visit_active(&self, f: &mut dyn FnMut(Self::Scalar)) {
+                let ($first, $($rest,)*) = self;
+                $first.visit_active(f);
+                $($rest.visit_active(f);)*
+            }
+            fn lift<T: Real>(
+                &self,
+                active: &mut dyn FnMut(Self::Scalar) -> T,
+                constant: &mut dyn FnMut(Self::Scalar) -> T,
+            ) -> Self::Traced<T> {
+                let ($first, $($rest,)*) = self;
+                ($first.lift(active, constant), $($rest.lift(active, constant),)*)
+            }
+            fn tangents_from(&self, next: &mut dyn FnMut() -> Self::Scalar) -> Self::Tangents {
+                let ($first, $($rest,)*) = self;
+                ($first.tangent_from(next), $($rest.tangent_from(next),)*)
+            }
+            fn tangents_like(
+                template: &Self::Tangents,
+                next: &mut dyn FnMut() -> Self::Scalar,
+            ) -> Self::Tangents {
+                let ($first, $($rest,)*) = template;
+                ($first::tangent_like($first, next), $($rest::tangent_like($rest, next),)*)
+            }
+            fn tangent_shapes(t: &Self::Tangents) -> Vec<Option<Shape>> {
+                let ($first, $($rest,)*) = t;
+                vec![$first::tangent_shape($first) $(, $rest::tangent_shape($rest))*]
+            }
+            fn visit_tangents(t: &Self::Tangents, f: &mut dyn FnMut(Self::Scalar)) {
+                let ($first, $($rest,)*) = t;
+                $first::visit_tangent($first, f);
+                $($rest::visit_tangent($rest, f);)*
+            }
+        }
+    };
+}
+tuple_args!(A1);
+tuple_args!(A1, A2);
+tuple_args!(A1, A2, A3);
+tuple_args!(A1, A2, A3, A4);
+tuple_args!(A1, A2, A3, A4, A5);
+tuple_args!(A1, A2, A3, A4, A5, A6);
+tuple_args!(A1, A2, A3, A4, A5, A6, A7);
+tuple_args!(A1, A2, A3, A4, A5, A6, A7, A8);
+
+/// How an engine's base scalar is made from argument scalars. Plain operators use [`Identity`];
+/// forward-over-reverse seeds tangent lanes here.
+pub trait Embed<A: Real, S: Real> {
+    /// The base value of the `index`-th active scalar.
+    fn active(&mut self, index: usize, x: A) -> S;
+    /// The base value of a constant scalar.
+    fn constant(&mut self, x: A) -> S;
+}
+
+/// The embedding of a scalar type into itself.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Identity;
+
+impl<S: Real> Embed<S, S> for Identity {
+    fn active(&mut self, _index: usize, x: S) -> S {
+        x
+    }
+    fn constant(&mut self, x: S) -> S {
+        x
+    }
+}

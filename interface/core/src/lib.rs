@@ -1,0 +1,45 @@
+//! # difi-core: the interface of difi
+//!
+//! One front end for automatic differentiation in Rust, modelled on
+//! DifferentiationInterface.jl. Numerical code is written once, generic over [`Real`]; every
+//! argument of a differentiated function is annotated [`Active`] or [`Const`]; engines
+//! implement [`Backend`] (and [`SecondOrder`]) and pass one conformance suite.
+//!
+//! This crate knows no AD engine. It holds the traits, the operators with their defaults, the
+//! custom-rule machinery, and [`FiniteDifferences`], a reference backend.
+//!
+//! ```
+//! use difi_core::{Active, Backend, Const, FiniteDifferences, NoTangent, Real};
+//!
+//! fn scaled_norm<T: Real>(x: &[T], scale: T) -> T {
+//!     x.iter().fold(T::zero(), |s, &v| s + v * v) * scale
+//! }
+//! let b = FiniteDifferences::default();
+//! let (dx, NoTangent) = b.gradient(|(x, s)| scaled_norm(&x, s), (Active(&[1.0_f64, 2.0]), Const(3.0)))?;
+//! assert!((dx[0] - 6.0).abs() < 1e-6 && (dx[1] - 12.0).abs() < 1e-6);
+//! # Ok::<(), difi_core::Error>(())
+//! ```
+
+#![warn(missing_docs)]
+
+mod args;
+mod backend;
+mod error;
+mod fd;
+mod prepared;
+mod real;
+mod rule;
+mod value;
+
+pub use args::{
+    Active, Annotated, ArgSignature, Args, Const, Embed, Identity, NoTangent, Signature,
+};
+pub use backend::{Backend, Pullback, PullbackFn, SecondOrder};
+pub use error::{Error, Result};
+pub use fd::{DensePullback, FiniteDifferences};
+pub use prepared::{op, GradientPrep, Prepared};
+pub use real::Real;
+pub use rule::{apply, checkpoint, Hook, Rule, Segment};
+pub use value::{flatten, Differentiable, Output, Shape};
+
+pub use ndarray::{ArrayD, ArrayViewD};

@@ -1,0 +1,191 @@
+//! The scalar trait user code is written against.
+
+use std::fmt::{Debug, Display};
+use std::iter::Sum;
+use std::ops::{AddAssign, DivAssign, MulAssign, SubAssign};
+
+use ndarray::{Array1, Array2, ArrayD, ArrayView1, ArrayView2, ArrayViewD, ScalarOperand};
+use num_traits::{Float, FloatConst, FromPrimitive, Signed};
+
+use crate::rule::{Hook, Rule, Segment};
+
+/// A real scalar: plain `f64`/`f32`, or an engine's tracer over another `Real`.
+///
+/// User code is written once against `T: Real` and runs as its own primal (`T = f64`) and
+/// under every engine. Everything of [`num_traits::Float`] is available; literals enter
+/// through [`Real::constant`].
+///
+/// The array-level hooks ([`Real::sum`], [`Real::dot`], [`Real::matvec`], [`Real::matmul`],
+/// [`Real::apply_rule`]) have scalar-loop defaults; engines override them so that each call
+/// records one node with an array-level pullback.
+///
+/// ```
+/// use difi_core::Real;
+///
+/// fn rosenbrock<T: Real>(x: &[T]) -> T {
+///     let mut s = T::zero();
+///     for w in x.windows(2) {
+///         let a = T::constant(1.0) - w[0];
+///         let b = w[1] - w[0] * w[0];
+///         s += a * a + T::constant(100.0) * b * b;
+///     }
+///     s
+/// }
+/// assert_eq!(rosenbrock(&[1.0_f64, 1.0, 1.0]), 0.0);
+/// assert!(!f64::is_deriving());
+/// ```
+pub trait Real:
+    Float
+    + FloatConst
+    + FromPrimitive
+    + Signed
+    + Debug
+    + Display
+    + Default
+    + Send
+    + Sync
+    + 'static
+    + AddAssign
+    + SubAssign
+    + MulAssign
+    + DivAssign
+    + Sum
+    + ScalarOperand
+{
+    /// How many differentiation levels this type carries: 0 for plain numbers, 1 for a tracer
+    /// over `f64`, 2 for a tracer over a tracer, and so on.
+    const NEST_LEVEL: usize;
+
+    /// Lifts a literal (a constant at every level).
+    fn constant(x: f64) -> Self;
+
+    /// The plain value at the innermost level.
+    fn innermost(self) -> f64;
+
+    /// [`Real::NEST_LEVEL`] as a function.
+    fn nest_level() -> usize {
+        Self::NEST_LEVEL
+    }
+
+    /// True when this type is a tracer of some engine, i.e. the code runs under differentiation.
+    fn is_deriving() -> bool {
+        Self::NEST_LEVEL > 0
+    }
+
+    /// Sum of the elements.
+    fn sum(xs: ArrayView1<'_, Self>) -> Self {
+        xs.iter().fold(Self::zero(), |s, &x| s + x)
+    }
+
+    /// Inner product. Panics if the lengths differ.
+    fn dot(a: ArrayView1<'_, Self>, b: ArrayView1<'_, Self>) -> Self {
+        assert_eq!(
+            a.len(),
+            b.len(),
+            "Real::dot: the operands have lengths {} and {}; they must be equal",
+            a.len(),
+            b.len()
+        );
+        a.iter()
+            .zip(b.iter())
+            .fold(Self::zero(), |s, (&x, &y)| s + x * y)
+    }
+
+    /// Matrix-vector product `a · x`. Panics if `a.ncols() != x.len()`.
+    fn matvec(a: ArrayView2<'_, Self>, x: ArrayView1<'_, Self>) -> Array1<Self> {
+        assert_eq!(
+            a.ncols(),
+            x.len(),
+            "Real::matvec: matrix has {} columns but the vector has length {}",
+            a.ncols(),
+            x.len()
+        );
+        Array1::from_iter(a.rows().into_iter().map(|r| Self::dot(r, x)))
+    }
+
+    /// Matrix-matrix product `a · b`. Panics if `a.ncols() != b.nrows()`.
+    fn matmul(a: ArrayView2<'_, Self>, b: ArrayView2<'_, Self>) -> Array2<Self> {
+        assert_eq!(
+            a.ncols(),
+            b.nrows(),
+            "Real::matmul: left operand has {} columns but the right one has {} rows",
+            a.ncols(),
+            b.nrows()
+        );
+        let mut out = Array2::zeros((a.nrows(), b.ncols()));
+        for i in 0..a.nrows() {
+            for k in 0..a.ncols() {
+                let aik = a[[i, k]];
+                for j in 0..b.ncols() {
+                    out[[i, j]] += aik * b[[k, j]];
+                }
+            }
+        }
+        out
+    }
+
+    /// Applies a custom rule. Plain numbers run the rule's forward code with no input active;
+    /// engines record one node. Users call [`crate::apply`].
+    fn apply_rule<R: Rule>(rule: &R, inputs: &[ArrayViewD<'_, Self>]) -> Vec<ArrayD<Self>> {
+        let inactive = vec![false; inputs.len()];
+        rule.forward(inputs, &inactive).0
+    }
+
+    /// The same value with no derivative: engines cut the dependence here.
+    fn stop_gradient(self) -> Self {
+        self
+    }
+
+    /// Identity in the forward pass; in reverse, the cotangent arriving at this use is replaced
+    /// by `hook.cotangent(ct)`.
+    fn hook<H: Hook>(self, hook: H) -> Self {
+        let _ = hook;
+        self
+    }
+
+    /// Evaluates `segment` at `inputs`. Engines keep only the inputs and outputs during the
+    /// forward pass and recompute the segment in reverse. Users call [`crate::checkpoint`].
+    fn checkpoint<C: Segment>(segment: &C, inputs: &[Self]) -> Vec<Self> {
+        segment.eval(inputs)
+    }
+}
+
+impl Real for f64 {
+    const NEST_LEVEL: usize = 0;
+
+    #[inline]
+    fn constant(x: f64) -> Self {
+        x
+    }
+
+    #[inline]
+    fn innermost(self) -> f64 {
+        self
+    }
+
+    fn dot(a: ArrayView1<'_, Self>, b: ArrayView1<'_, Self>) -> Self {
+        a.dot(&b)
+    }
+
+    fn matvec(a: ArrayView2<'_, Self>, x: ArrayView1<'_, Self>) -> Array1<Self> {
+        a.dot(&x)
+    }
+
+    fn matmul(a: ArrayView2<'_, Self>, b: ArrayView2<'_, Self>) -> Array2<Self> {
+        a.dot(&b)
+    }
+}
+
+impl Real for f32 {
+    const NEST_LEVEL: usize = 0;
+
+    #[inline]
+    fn constant(x: f64) -> Self {
+        x as f32
+    }
+
+    #[inline]
+    fn innermost(self) -> f64 {
+        self as f64
+    }
+}

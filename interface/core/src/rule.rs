@@ -1,0 +1,120 @@
+//! Custom rules, gradient hooks and checkpointed segments: user code that engines call at their
+//! own base scalar, so it is written once, generic over [`Real`].
+
+use ndarray::{ArrayD, ArrayViewD};
+
+use crate::Real;
+
+/// A custom differentiation rule on arrays, written once and generic over `T: Real`.
+///
+/// Engines call it at their base scalar: the tape engine over `f64` calls `forward::<f64>` while
+/// recording and `pullback::<f64>` in the reverse sweep; forward-over-reverse calls it over dual
+/// numbers, so the same code gives second derivatives.
+///
+/// `active[i]` says whether input `i` carries derivatives. `pullback` is told which inputs
+/// `needed` a cotangent and must return `Some` for exactly those: a `Const` input is never asked,
+/// and the rule can skip its work (and what `forward` saves for it).
+///
+/// ```
+/// use difi_core::{apply, ArrayD, ArrayViewD, Real, Rule};
+///
+/// /// y = a * b elementwise.
+/// #[derive(Clone)]
+/// struct Mul;
+/// impl Rule for Mul {
+///     type Saved<T: Real> = (ArrayD<T>, ArrayD<T>);
+///     fn forward<T: Real>(&self, x: &[ArrayViewD<'_, T>], _active: &[bool]) -> (Vec<ArrayD<T>>, Self::Saved<T>) {
+///         (vec![&x[0] * &x[1]], (x[0].to_owned(), x[1].to_owned()))
+///     }
+///     fn pullback<T: Real>(&self, s: &Self::Saved<T>, ct: &[ArrayViewD<'_, T>], needed: &[bool]) -> Vec<Option<ArrayD<T>>> {
+///         vec![needed[0].then(|| &ct[0] * &s.1), needed[1].then(|| &ct[0] * &s.0)]
+///     }
+/// }
+/// let a = ndarray::arr1(&[1.0, 2.0]).into_dyn();
+/// let b = ndarray::arr1(&[3.0, 4.0]).into_dyn();
+/// let y = apply(&Mul, &[a.view(), b.view()]);
+/// assert_eq!(y[0], ndarray::arr1(&[3.0, 8.0]).into_dyn());
+/// ```
+pub trait Rule: Clone + Send + Sync + 'static {
+    /// What the forward pass keeps for the pullback (inputs, spectra, factorizations...).
+    type Saved<T: Real>: Send + Sync + 'static;
+
+    /// A name for error messages and counters.
+    fn name(&self) -> &'static str {
+        std::any::type_name::<Self>()
+    }
+
+    /// Computes the outputs and what the pullback will need. `active[i]` is false for inputs
+    /// that need no derivative: save nothing for them.
+    fn forward<T: Real>(
+        &self,
+        inputs: &[ArrayViewD<'_, T>],
+        active: &[bool],
+    ) -> (Vec<ArrayD<T>>, Self::Saved<T>);
+
+    /// Cotangents of the inputs from cotangents of the outputs. Must return one entry per input,
+    /// `Some` (with the input's shape) exactly where `needed[i]` is true.
+    fn pullback<T: Real>(
+        &self,
+        saved: &Self::Saved<T>,
+        cotangents: &[ArrayViewD<'_, T>],
+        needed: &[bool],
+    ) -> Vec<Option<ArrayD<T>>>;
+
+    /// An explicit pushforward: output tangents from input tangents (`None` for inputs without
+    /// one). Return `None` (the default) to let forward mode run through [`Rule::forward`].
+    fn pushforward<T: Real>(
+        &self,
+        saved: &Self::Saved<T>,
+        tangents: &[Option<ArrayViewD<'_, T>>],
+    ) -> Option<Vec<ArrayD<T>>> {
+        let _ = (saved, tangents);
+        None
+    }
+}
+
+/// Applies a custom rule to arrays of any `T: Real`; under an engine the rule becomes one node.
+pub fn apply<T: Real, R: Rule>(rule: &R, inputs: &[ArrayViewD<'_, T>]) -> Vec<ArrayD<T>> {
+    T::apply_rule(rule, inputs)
+}
+
+/// A function applied to the cotangent flowing back through [`Real::hook`].
+///
+/// ```
+/// use difi_core::{Hook, Real};
+/// #[derive(Clone)]
+/// struct Clip(f64);
+/// impl Hook for Clip {
+///     fn cotangent<T: Real>(&self, ct: T) -> T {
+///         ct.max(T::constant(-self.0)).min(T::constant(self.0))
+///     }
+/// }
+/// assert_eq!(3.0_f64.hook(Clip(1.0)), 3.0); // identity in the forward pass
+/// ```
+pub trait Hook: Clone + Send + Sync + 'static {
+    /// The cotangent to propagate instead of `ct`.
+    fn cotangent<T: Real>(&self, ct: T) -> T;
+}
+
+/// A segment of computation that an engine may recompute in reverse instead of storing.
+///
+/// ```
+/// use difi_core::{checkpoint, Real, Segment};
+/// #[derive(Clone)]
+/// struct Square;
+/// impl Segment for Square {
+///     fn eval<T: Real>(&self, x: &[T]) -> Vec<T> {
+///         x.iter().map(|&v| v * v).collect()
+///     }
+/// }
+/// assert_eq!(checkpoint(&Square, &[3.0_f64]), vec![9.0]);
+/// ```
+pub trait Segment: Clone + Send + Sync + 'static {
+    /// The segment's outputs at `inputs`.
+    fn eval<T: Real>(&self, inputs: &[T]) -> Vec<T>;
+}
+
+/// Evaluates `segment` at `inputs`, checkpointed under engines that support it.
+pub fn checkpoint<T: Real, C: Segment>(segment: &C, inputs: &[T]) -> Vec<T> {
+    T::checkpoint(segment, inputs)
+}

@@ -1,0 +1,35 @@
+//! # difi
+//!
+//! One interface for automatic differentiation in Rust. Write numerical code once, generic over
+//! [`Real`]; annotate every argument [`Active`] or [`Const`]; pick engines with Cargo features.
+//!
+//! Library authors depend on `difi` with no features and write `fn f<B: Backend>(b: &B)`.
+//! Applications enable engines (`difi = { features = ["tape", "forward"] }`) and use
+//! [`DefaultBackend`]. Without engine features, [`DefaultBackend`] is
+//! [`FiniteDifferences`].
+//!
+//! ```
+//! use difi::{Active, Backend, Const, NoTangent, Real};
+//!
+//! fn loss<T: Real>(w: &[T], data: &[T]) -> T {
+//!     w.iter().zip(data).fold(T::zero(), |s, (&a, &b)| s + (a - b).powi(2))
+//! }
+//! let (w, data) = (vec![1.0_f64, 2.0], vec![0.5, 0.5]);
+//! let b = difi::DefaultBackend::default();
+//! let (y, (dw, NoTangent)) = b.value_and_gradient(|(w, d)| loss(&w, &d), (Active(&w), Const(&data)))?;
+//! assert_eq!(y, 2.5);
+//! assert!((dw[0] - 1.0).abs() < 1e-6 && (dw[1] - 3.0).abs() < 1e-6);
+//! # Ok::<(), difi::Error>(())
+//! ```
+
+pub use difi_core::*;
+/// `#[derive(Differentiable)]` for structs generic over their scalar.
+pub use difi_derive::Differentiable;
+
+/// The backend applications get from the enabled engine features.
+pub type DefaultBackend = difi_core::FiniteDifferences;
+
+/// The README's example, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
