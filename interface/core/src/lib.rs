@@ -24,6 +24,7 @@
 
 mod args;
 mod backend;
+mod boilerplate;
 mod error;
 mod fd;
 mod prepared;
@@ -43,3 +44,13 @@ pub use rule::{apply, checkpoint, Hook, Rule, Segment};
 pub use value::{flatten, Differentiable, Output, Shape};
 
 pub use ndarray::{ArrayD, ArrayViewD};
+
+/// Paths used by [`impl_tracer_boilerplate!`]; not part of the API.
+#[doc(hidden)]
+pub mod __private {
+    pub use ndarray::ScalarOperand;
+    pub use num_traits::{
+        Float, FloatConst, FromPrimitive, Num, NumCast, One, ParseFloatError, Signed, ToPrimitive,
+        Zero,
+    };
+}

@@ -1,0 +1,1 @@
+//! Zygote-style reverse-mode AD for difi: every primitive returns its value and a pullback closure.

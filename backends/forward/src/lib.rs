@@ -1,0 +1,1 @@
+//! Forward-mode dual numbers and forward-over-reverse second order for difi.

@@ -1,0 +1,1 @@
+//! Reverse-mode AD on a Wengert list (data-only records) for difi.

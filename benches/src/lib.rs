@@ -1,0 +1,1 @@
+//! Workloads, criterion benches against peers, and a GradBench tool for difi.
