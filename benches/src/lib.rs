@@ -1,1 +1,4 @@
-//! Workloads, criterion benches against peers, and a GradBench tool for difi.
+//! Workloads, written once over `T: Real` so every engine runs the same code and `f64` is the
+//! primal; criterion benches in `benches/`; the `ratios` and `gradbench` binaries.
+
+pub mod basic;
