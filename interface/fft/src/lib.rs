@@ -1,1 +1,396 @@
-//! Custom rules on rustfft for difi: FFT convolution whose pullback computes only the cotangents asked for.
+//! # difi-fft: FFT convolution as a custom rule that honours the activity mask
+//!
+//! `conv(u, v) = real(ifft(fft(u) ⊙ fft(v)))` over all axes: circular convolution of two real
+//! arrays of one shape. Its pullback is
+//!
+//! * `ū = real(ifft(fft(ȳ) ⊙ conj(fft(v))))` and
+//! * `v̄ = real(ifft(fft(ȳ) ⊙ conj(fft(u))))`,
+//!
+//! so with the spectra of the forward pass saved, a full pullback costs three transforms (one
+//! forward transform of `ȳ`, one inverse per cotangent). When `v` is `Const` the rule is told
+//! so: it saves only `fft(v)` and computes only `ū`, two transforms instead of three.
+//!
+//! The rule is generic over `T: Real` (every `Real` is a rustfft `FftNum`), so it runs under
+//! every engine and at every order.
+//!
+//! ```
+//! use difi_fft::{conv, FftConv};
+//! use ndarray::{arr1, ArrayD};
+//!
+//! let u = arr1(&[1.0, 2.0, 0.0, 0.0]).into_dyn();
+//! let v = arr1(&[0.0, 1.0, 0.0, 0.0]).into_dyn(); // a shift by one
+//! let y: ArrayD<f64> = conv(&FftConv::new(), u.view(), v.view())?;
+//! let want = [0.0, 1.0, 2.0, 0.0];
+//! assert!(y.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-12));
+//! # Ok::<(), difi_core::Error>(())
+//! ```
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use difi_core::{apply, ArrayD, ArrayViewD, Error, Real, Result, Rule};
+use num_complex::Complex;
+use rustfft::{FftDirection, FftPlanner};
+
+/// Counts of the work a [`FftConv`] did, shared by all clones of one rule value.
+#[derive(Debug, Default)]
+pub struct ConvCounters {
+    transforms: AtomicUsize,
+    cotangents: AtomicUsize,
+    forward_calls: AtomicUsize,
+    pullback_calls: AtomicUsize,
+}
+
+/// A snapshot of [`ConvCounters`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConvStats {
+    /// n-dimensional FFTs performed (forward and inverse).
+    pub transforms: usize,
+    /// Input cotangents computed by pullbacks.
+    pub cotangents: usize,
+    /// Calls of the forward pass.
+    pub forward_calls: usize,
+    /// Calls of the pullback.
+    pub pullback_calls: usize,
+}
+
+/// The FFT convolution rule. Clones share their counters.
+#[derive(Clone, Debug, Default)]
+pub struct FftConv {
+    counters: Arc<ConvCounters>,
+}
+
+impl FftConv {
+    /// A rule with fresh counters.
+    pub fn new() -> FftConv {
+        FftConv::default()
+    }
+
+    /// The work done so far by this rule and its clones.
+    pub fn stats(&self) -> ConvStats {
+        let c = &self.counters;
+        ConvStats {
+            transforms: c.transforms.load(Ordering::Relaxed),
+            cotangents: c.cotangents.load(Ordering::Relaxed),
+            forward_calls: c.forward_calls.load(Ordering::Relaxed),
+            pullback_calls: c.pullback_calls.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Sets every counter to zero.
+    pub fn reset(&self) {
+        let c = &self.counters;
+        for a in [
+            &c.transforms,
+            &c.cotangents,
+            &c.forward_calls,
+            &c.pullback_calls,
+        ] {
+            a.store(0, Ordering::Relaxed);
+        }
+    }
+
+    fn count(&self, counter: &AtomicUsize, n: usize) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// What the forward pass keeps: the spectra the pullback (or pushforward) will need.
+pub struct ConvSaved<T> {
+    shape: Vec<usize>,
+    /// `fft(u)`, kept when `v` needs a derivative.
+    u_hat: Option<Vec<Complex<T>>>,
+    /// `fft(v)`, kept when `u` needs a derivative.
+    v_hat: Option<Vec<Complex<T>>>,
+}
+
+/// Circular convolution of `u` and `v` (same shape) as one node under any engine.
+///
+/// Returns [`Error::Unsupported`] if the shapes differ or an array is empty.
+pub fn conv<T: Real>(
+    rule: &FftConv,
+    u: ArrayViewD<'_, T>,
+    v: ArrayViewD<'_, T>,
+) -> Result<ArrayD<T>> {
+    if u.shape() != v.shape() {
+        return Err(Error::Unsupported(format!(
+            "conv: u has shape {:?} and v has shape {:?}; circular convolution needs equal shapes \
+             (zero-pad the smaller one)",
+            u.shape(),
+            v.shape()
+        )));
+    }
+    if u.is_empty() {
+        return Err(Error::Unsupported("conv: the arrays are empty".into()));
+    }
+    Ok(apply(rule, &[u, v]).pop().expect("conv has one output"))
+}
+
+impl Rule for FftConv {
+    type Saved<T: Real> = ConvSaved<T>;
+
+    fn name(&self) -> &'static str {
+        "fft-conv"
+    }
+
+    fn forward<T: Real>(
+        &self,
+        inputs: &[ArrayViewD<'_, T>],
+        active: &[bool],
+    ) -> (Vec<ArrayD<T>>, ConvSaved<T>) {
+        self.count(&self.counters.forward_calls, 1);
+        let (u, v) = (&inputs[0], &inputs[1]);
+        assert_eq!(
+            u.shape(),
+            v.shape(),
+            "FftConv: u and v must have the same shape (use difi_fft::conv for an Err instead)"
+        );
+        let shape = u.shape().to_vec();
+        let mut planner = FftPlanner::new();
+        let u_hat = self.spectrum(&mut planner, u, &shape);
+        let v_hat = self.spectrum(&mut planner, v, &shape);
+        let mut prod: Vec<Complex<T>> = u_hat.iter().zip(&v_hat).map(|(a, b)| *a * *b).collect();
+        self.inverse(&mut planner, &mut prod, &shape);
+        let y = real_part(&prod, &shape);
+        let saved = ConvSaved {
+            shape,
+            u_hat: active[1].then_some(u_hat),
+            v_hat: active[0].then_some(v_hat),
+        };
+        (vec![y], saved)
+    }
+
+    fn pullback<T: Real>(
+        &self,
+        saved: &ConvSaved<T>,
+        cotangents: &[ArrayViewD<'_, T>],
+        needed: &[bool],
+    ) -> Vec<Option<ArrayD<T>>> {
+        self.count(&self.counters.pullback_calls, 1);
+        if !needed.iter().any(|&n| n) {
+            return vec![None, None];
+        }
+        let shape = &saved.shape;
+        let mut planner = FftPlanner::new();
+        let y_bar_hat = self.spectrum(&mut planner, &cotangents[0], shape);
+        // ū correlates ȳ with v, v̄ correlates ȳ with u: multiply by the conjugate spectrum.
+        let mut correlate = |other: &Option<Vec<Complex<T>>>| {
+            let other = other
+                .as_ref()
+                .expect("FftConv: the forward pass saved no spectrum for a needed cotangent");
+            let mut prod: Vec<Complex<T>> = y_bar_hat
+                .iter()
+                .zip(other)
+                .map(|(a, b)| *a * b.conj())
+                .collect();
+            self.inverse(&mut planner, &mut prod, shape);
+            self.count(&self.counters.cotangents, 1);
+            real_part(&prod, shape)
+        };
+        let u_bar = needed[0].then(|| correlate(&saved.v_hat));
+        let v_bar = needed[1].then(|| correlate(&saved.u_hat));
+        vec![u_bar, v_bar]
+    }
+
+    fn pushforward<T: Real>(
+        &self,
+        saved: &ConvSaved<T>,
+        tangents: &[Option<ArrayViewD<'_, T>>],
+    ) -> Option<Vec<ArrayD<T>>> {
+        // dy = conv(du, v) + conv(u, dv): one transform per tangent, one inverse.
+        let shape = &saved.shape;
+        let n: usize = shape.iter().product();
+        let mut planner = FftPlanner::new();
+        let mut acc = vec![Complex::new(T::zero(), T::zero()); n];
+        for (tangent, other) in tangents.iter().zip([&saved.v_hat, &saved.u_hat]) {
+            if let Some(t) = tangent {
+                let other = other
+                    .as_ref()
+                    .expect("FftConv: the forward pass saved no spectrum for a tangent input");
+                let t_hat = self.spectrum(&mut planner, t, shape);
+                acc.iter_mut()
+                    .zip(t_hat.iter().zip(other))
+                    .for_each(|(a, (x, y))| *a = *a + *x * *y);
+            }
+        }
+        self.inverse(&mut planner, &mut acc, shape);
+        Some(vec![real_part(&acc, shape)])
+    }
+}
+
+impl FftConv {
+    fn spectrum<T: Real>(
+        &self,
+        planner: &mut FftPlanner<T>,
+        x: &ArrayViewD<'_, T>,
+        shape: &[usize],
+    ) -> Vec<Complex<T>> {
+        let mut data: Vec<Complex<T>> = x.iter().map(|&r| Complex::new(r, T::zero())).collect();
+        fft_nd(planner, &mut data, shape, FftDirection::Forward);
+        self.count(&self.counters.transforms, 1);
+        data
+    }
+
+    fn inverse<T: Real>(
+        &self,
+        planner: &mut FftPlanner<T>,
+        data: &mut [Complex<T>],
+        shape: &[usize],
+    ) {
+        fft_nd(planner, data, shape, FftDirection::Inverse);
+        let scale = T::one() / T::from_usize(data.len()).expect("length fits a float");
+        data.iter_mut().for_each(|c| *c = *c * scale);
+        self.count(&self.counters.transforms, 1);
+    }
+}
+
+fn real_part<T: Real>(data: &[Complex<T>], shape: &[usize]) -> ArrayD<T> {
+    ArrayD::from_shape_vec(shape.to_vec(), data.iter().map(|c| c.re).collect())
+        .expect("length matches shape")
+}
+
+/// In-place unnormalised n-dimensional FFT of row-major `data` with the given shape.
+fn fft_nd<T: Real>(
+    planner: &mut FftPlanner<T>,
+    data: &mut [Complex<T>],
+    shape: &[usize],
+    dir: FftDirection,
+) {
+    let mut block = Vec::new();
+    for axis in 0..shape.len() {
+        let len = shape[axis];
+        if len <= 1 {
+            continue;
+        }
+        let inner: usize = shape[axis + 1..].iter().product();
+        let fft = planner.plan_fft(len, dir);
+        let mut scratch = vec![Complex::new(T::zero(), T::zero()); fft.get_inplace_scratch_len()];
+        if inner == 1 {
+            fft.process_with_scratch(data, &mut scratch);
+            continue;
+        }
+        // Each outer block is a len × inner matrix; transpose it so the axis is contiguous,
+        // transform all `inner` lanes at once, transpose back.
+        block.resize(len * inner, Complex::new(T::zero(), T::zero()));
+        for chunk in data.chunks_exact_mut(len * inner) {
+            for i in 0..len {
+                for j in 0..inner {
+                    block[j * len + i] = chunk[i * inner + j];
+                }
+            }
+            fft.process_with_scratch(&mut block, &mut scratch);
+            for i in 0..len {
+                for j in 0..inner {
+                    chunk[i * inner + j] = block[j * len + i];
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::{Array3, ArrayD, IxDyn};
+
+    /// Direct O(n²) circular convolution, the reference.
+    fn conv_direct(u: &ArrayD<f64>, v: &ArrayD<f64>) -> ArrayD<f64> {
+        let shape = u.shape().to_vec();
+        let mut y = ArrayD::zeros(IxDyn(&shape));
+        for (j, &uj) in u.indexed_iter() {
+            for (k, &vk) in v.indexed_iter() {
+                let idx: Vec<usize> = (0..shape.len()).map(|d| (j[d] + k[d]) % shape[d]).collect();
+                y[IxDyn(&idx)] += uj * vk;
+            }
+        }
+        y
+    }
+
+    fn sample(shape: (usize, usize, usize), seed: u64) -> ArrayD<f64> {
+        let mut s = seed;
+        Array3::from_shape_fn(shape, |_| {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((s >> 11) as f64 / (1u64 << 53) as f64) - 0.5
+        })
+        .into_dyn()
+    }
+
+    #[test]
+    fn matches_direct_convolution_in_three_dimensions() {
+        let (u, v) = (sample((4, 3, 5), 1), sample((4, 3, 5), 2));
+        let y = conv(&FftConv::new(), u.view(), v.view()).unwrap();
+        let want = conv_direct(&u, &v);
+        for (a, b) in y.iter().zip(want.iter()) {
+            assert!((a - b).abs() < 1e-12, "{a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn pullback_matches_the_transposed_direct_convolution_and_honours_the_mask() {
+        let (u, v) = (sample((3, 4, 2), 3), sample((3, 4, 2), 4));
+        let y_bar = sample((3, 4, 2), 5);
+        let rule = FftConv::new();
+        // Reference: ū_j = Σ_k ȳ_k v_{k-j}, computed from the direct convolution's linearity:
+        // ⟨ȳ, conv(e_j, v)⟩.
+        let reference = |which: usize| -> Vec<f64> {
+            (0..u.len())
+                .map(|j| {
+                    let mut e = ArrayD::zeros(u.raw_dim());
+                    e.as_slice_mut().unwrap()[j] = 1.0;
+                    let y = if which == 0 {
+                        conv_direct(&e, &v)
+                    } else {
+                        conv_direct(&u, &e)
+                    };
+                    y.iter().zip(y_bar.iter()).map(|(a, b)| a * b).sum()
+                })
+                .collect()
+        };
+        let (_, saved) = rule.forward(&[u.view(), v.view()], &[true, false]);
+        assert!(saved.u_hat.is_none() && saved.v_hat.is_some());
+        rule.reset();
+        let out = rule.pullback(&saved, &[y_bar.view()], &[true, false]);
+        assert!(out[1].is_none());
+        for (a, b) in out[0].as_ref().unwrap().iter().zip(reference(0)) {
+            assert!((a - b).abs() < 1e-12);
+        }
+        assert_eq!(rule.stats().cotangents, 1);
+        assert_eq!(rule.stats().transforms, 2, "fft(ȳ) and one inverse");
+
+        let (_, saved) = rule.forward(&[u.view(), v.view()], &[true, true]);
+        rule.reset();
+        let out = rule.pullback(&saved, &[y_bar.view()], &[true, true]);
+        for (a, b) in out[1].as_ref().unwrap().iter().zip(reference(1)) {
+            assert!((a - b).abs() < 1e-12);
+        }
+        assert_eq!(rule.stats().cotangents, 2);
+        assert_eq!(rule.stats().transforms, 3);
+    }
+
+    #[test]
+    fn pushforward_is_the_sum_of_both_linear_parts() {
+        let (u, v) = (sample((2, 3, 4), 6), sample((2, 3, 4), 7));
+        let (du, dv) = (sample((2, 3, 4), 8), sample((2, 3, 4), 9));
+        let rule = FftConv::new();
+        let (_, saved) = rule.forward(&[u.view(), v.view()], &[true, true]);
+        let dy = rule
+            .pushforward(&saved, &[Some(du.view()), Some(dv.view())])
+            .unwrap()
+            .pop()
+            .unwrap();
+        let want = conv_direct(&du, &v) + conv_direct(&u, &dv);
+        for (a, b) in dy.iter().zip(want.iter()) {
+            assert!((a - b).abs() < 1e-12);
+        }
+    }
+
+    #[test]
+    fn mismatched_shapes_are_an_error() {
+        let u = ArrayD::<f64>::zeros(IxDyn(&[2, 3]));
+        let v = ArrayD::<f64>::zeros(IxDyn(&[3, 2]));
+        let err = conv(&FftConv::new(), u.view(), v.view()).unwrap_err();
+        assert!(err.to_string().contains("[2, 3]"), "{err}");
+    }
+}
