@@ -44,6 +44,8 @@ pub use rule::{apply, checkpoint, Hook, Rule, Segment};
 pub use value::{flatten, Differentiable, Output, Shape};
 
 pub use ndarray::{ArrayD, ArrayViewD};
+/// `Float` in scope gives tracers `sin`, `exp` and the rest as methods.
+pub use num_traits::{Float, FloatConst, One, Zero};
 
 /// Paths used by [`impl_tracer_boilerplate!`]; not part of the API.
 #[doc(hidden)]

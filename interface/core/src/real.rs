@@ -15,7 +15,7 @@ use crate::rule::{Hook, Rule, Segment};
 /// under every engine. Everything of [`num_traits::Float`] is available; literals enter
 /// through [`Real::constant`].
 ///
-/// The array-level hooks ([`Real::sum`], [`Real::dot`], [`Real::matvec`], [`Real::matmul`],
+/// The array-level hooks ([`Real::sum_all`], [`Real::dot`], [`Real::matvec`], [`Real::matmul`],
 /// [`Real::apply_rule`]) have scalar-loop defaults; engines override them so that each call
 /// records one node with an array-level pullback.
 ///
@@ -72,8 +72,8 @@ pub trait Real:
         Self::NEST_LEVEL > 0
     }
 
-    /// Sum of the elements.
-    fn sum(xs: ArrayView1<'_, Self>) -> Self {
+    /// Sum of the elements (named `sum_all` so it does not clash with `std::iter::Sum::sum`).
+    fn sum_all(xs: ArrayView1<'_, Self>) -> Self {
         xs.iter().fold(Self::zero(), |s, &x| s + x)
     }
 

@@ -1,0 +1,325 @@
+//! The `Backend` implementation: recording, the reusable pullback, prepared replay.
+
+use std::cell::{Cell, RefCell};
+
+use difi_core::{Args, Backend, Embed, Error, Identity, Output, Pullback, Real, Result, Shape};
+
+use crate::tape::{self, begin, sweep, Op, RecordingGuard, TapeData, MAX_NODES, NO_INDEX};
+use crate::var::Var;
+
+/// Reverse mode on a per-thread Wengert list of compact records.
+///
+/// ```
+/// use difi_core::{Active, Backend, Const, NoTangent};
+/// use difi_tape::Tape;
+///
+/// let b = Tape::default();
+/// let (y, (g, NoTangent)) = b.value_and_gradient(
+///     |(x, c)| x.iter().fold(c, |s, &v| s + v * v),
+///     (Active(&vec![1.0, 2.0]), Const(10.0)),
+/// )?;
+/// assert_eq!(y, 15.0);
+/// assert_eq!(g, vec![2.0, 4.0]);
+/// # Ok::<(), difi_core::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct Tape {
+    max_nodes: usize,
+}
+
+impl Default for Tape {
+    fn default() -> Self {
+        Tape {
+            max_nodes: MAX_NODES,
+        }
+    }
+}
+
+impl Tape {
+    /// A tape engine with the largest capacity.
+    pub fn new() -> Tape {
+        Tape::default()
+    }
+
+    /// Limits the records one computation may hold; past it the operator returns
+    /// [`Error::TapeOverflow`].
+    pub fn with_max_nodes(self, max_nodes: usize) -> Tape {
+        Tape {
+            max_nodes: max_nodes.min(MAX_NODES),
+        }
+    }
+}
+
+/// Sizes of a recording, for tests and tuning.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RecordingStats {
+    /// Records (scalar ops, array nodes and their output slots, inputs).
+    pub nodes: usize,
+    /// Bytes held by records, values, constants and guards.
+    pub bytes: usize,
+    /// Array-level nodes (sum, dot, products, rules, hooks, checkpoints).
+    pub array_nodes: usize,
+    /// Comparisons recorded as replay guards.
+    pub guards: usize,
+}
+
+thread_local! {
+    static LAST: Cell<RecordingStats> = const { Cell::new(RecordingStats { nodes: 0, bytes: 0, array_nodes: 0, guards: 0 }) };
+}
+
+/// The sizes of the last recording finished on this thread (any base scalar).
+pub fn last_recording() -> RecordingStats {
+    LAST.with(|l| l.get())
+}
+
+fn stats_of<S: Real>(d: &TapeData<S>) -> RecordingStats {
+    RecordingStats {
+        nodes: d.nodes.len(),
+        bytes: d.bytes(),
+        array_nodes: d.specials.len(),
+        guards: d.guards.len(),
+    }
+}
+
+/// A finished recording: applied to any number of seeds.
+pub struct TapePullback<S: Real> {
+    data: TapeData<S>,
+    inputs: Vec<u32>,
+    outputs: Vec<u32>,
+}
+
+impl<S: Real> TapePullback<S> {
+    /// Sizes of the recording.
+    pub fn stats(&self) -> RecordingStats {
+        stats_of(&self.data)
+    }
+
+    pub(crate) fn apply_seed(&self, seed: &[S]) -> Result<Vec<S>> {
+        if seed.len() != self.outputs.len() {
+            return Err(Error::SeedShape {
+                operator: "pullback",
+                expected: Shape::Array(vec![self.outputs.len()]),
+                given: Shape::Array(vec![seed.len()]),
+            });
+        }
+        let mut adj = vec![S::zero(); self.data.nodes.len()];
+        for (&o, &s) in self.outputs.iter().zip(seed) {
+            if o != NO_INDEX {
+                adj[o as usize] += s;
+            }
+        }
+        sweep(&self.data, &mut adj)?;
+        Ok(self.inputs.iter().map(|&i| adj[i as usize]).collect())
+    }
+}
+
+impl<S: Real> Pullback<S> for TapePullback<S> {
+    fn num_outputs(&self) -> usize {
+        self.outputs.len()
+    }
+    fn num_inputs(&self) -> usize {
+        self.inputs.len()
+    }
+    fn apply(&self, seed: &[S]) -> Result<Vec<S>> {
+        self.apply_seed(seed)
+    }
+}
+
+fn input_var<S: Real>(x: S, epoch: u32, inputs: &mut Vec<u32>) -> Var<S> {
+    let index = tape::with_tape::<S, _>(|t| t.push(Op::Input, 0, 0, x));
+    inputs.push(index);
+    Var {
+        value: x,
+        index,
+        epoch,
+    }
+}
+
+fn finish<S: Real>(
+    guard: RecordingGuard<S>,
+    epoch: u32,
+    outputs: &[Var<S>],
+    inputs: Vec<u32>,
+    report: bool,
+) -> Result<TapePullback<S>> {
+    let data = guard.finish();
+    if report {
+        LAST.with(|l| l.set(stats_of(&data)));
+    }
+    if let Some(e) = data.error {
+        return Err(e);
+    }
+    let outputs = outputs
+        .iter()
+        .map(|v| {
+            if !v.is_active() {
+                Ok(NO_INDEX)
+            } else if v.epoch != epoch {
+                Err(Error::TracerMisuse(
+                    "the function returned a tracer of another computation".into(),
+                ))
+            } else {
+                Ok(v.index)
+            }
+        })
+        .collect::<Result<Vec<u32>>>()?;
+    Ok(TapePullback {
+        data,
+        inputs,
+        outputs,
+    })
+}
+
+/// Records `f` on flat inputs (used by checkpoints to recompute a segment).
+pub(crate) fn record_flat<S: Real>(
+    max_nodes: usize,
+    xs: &[S],
+    f: impl FnOnce(&[Var<S>]) -> Vec<Var<S>>,
+) -> Result<(Vec<S>, TapePullback<S>)> {
+    let epoch = begin::<S>(max_nodes)?;
+    let guard = RecordingGuard::<S>::new();
+    let mut inputs = Vec::with_capacity(xs.len());
+    let vars: Vec<Var<S>> = xs
+        .iter()
+        .map(|&x| input_var(x, epoch, &mut inputs))
+        .collect();
+    let outs = f(&vars);
+    let values = outs.iter().map(|v| v.value).collect();
+    // A segment's recomputation is not what `last_recording` reports.
+    Ok((values, finish(guard, epoch, &outs, inputs, false)?))
+}
+
+/// What a prepared gradient keeps: the recording it replays for new inputs.
+pub struct Replay<S: Real> {
+    recording: Option<(TapePullback<S>, Vec<S>)>,
+    rerecords: usize,
+    replays: usize,
+}
+
+impl<S: Real> Default for Replay<S> {
+    fn default() -> Self {
+        Replay {
+            recording: None,
+            rerecords: 0,
+            replays: 0,
+        }
+    }
+}
+
+impl<S: Real> Replay<S> {
+    /// Calls answered by replaying the recording.
+    pub fn replays(&self) -> usize {
+        self.replays
+    }
+    /// Calls that had to record anew (a guard failed, a constant changed, or a node cannot be
+    /// replayed).
+    pub fn rerecords(&self) -> usize {
+        self.rerecords
+    }
+}
+
+fn constants_of<A: Args>(args: &A) -> Vec<A::Scalar> {
+    let mut out = Vec::new();
+    let _ = args.lift::<A::Scalar>(&mut |a| a, &mut |c| {
+        out.push(c);
+        c
+    });
+    out
+}
+
+fn same<S: Real>(a: &[S], b: &[S]) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|(x, y)| x == y || (x.is_nan() && y.is_nan()))
+}
+
+impl Backend for Tape {
+    type Tracer<S: Real> = Var<S>;
+    type Pullback<S: Real> = TapePullback<S>;
+    type GradientState<S: Real> = Replay<S>;
+
+    fn name(&self) -> String {
+        "tape".into()
+    }
+
+    fn record<S, A, Y, F, E>(
+        &self,
+        f: &F,
+        args: &A,
+        embed: E,
+    ) -> Result<(Y::Of<S>, TapePullback<S>)>
+    where
+        S: Real,
+        A: Args,
+        E: Embed<A::Scalar, S>,
+        Y: Output<Var<S>>,
+        F: Fn(A::Traced<Var<S>>) -> Y,
+    {
+        let epoch = begin::<S>(self.max_nodes)?;
+        let guard = RecordingGuard::<S>::new();
+        let embed = RefCell::new(embed);
+        let mut inputs = Vec::new();
+        let mut count = 0;
+        let traced = args.lift(
+            &mut |a| {
+                let x = embed.borrow_mut().active(count, a);
+                count += 1;
+                input_var(x, epoch, &mut inputs)
+            },
+            &mut |c| Var::constant_of(embed.borrow_mut().constant(c)),
+        );
+        let y = f(traced);
+        let mut outs = Vec::new();
+        y.visit_output(&mut |v| outs.push(v));
+        let pullback = finish(guard, epoch, &outs, inputs, true)?;
+        let mut it = outs.iter();
+        let value = y.rebuild(&mut || it.next().expect("output count").value);
+        Ok((value, pullback))
+    }
+
+    fn prepare_gradient_state<S, A, F>(&self, f: &F, args: &A) -> Result<Replay<S>>
+    where
+        S: Real,
+        A: Args<Scalar = S>,
+        F: Fn(A::Traced<Var<S>>) -> Var<S>,
+    {
+        let (_, pullback) = self.record(f, args, Identity)?;
+        Ok(Replay {
+            recording: Some((pullback, constants_of(args))),
+            rerecords: 0,
+            replays: 0,
+        })
+    }
+
+    fn gradient_with_state<S, A, F>(
+        &self,
+        state: &mut Replay<S>,
+        f: &F,
+        args: &A,
+    ) -> Result<(S, Vec<S>)>
+    where
+        S: Real,
+        A: Args<Scalar = S>,
+        F: Fn(A::Traced<Var<S>>) -> Var<S>,
+    {
+        if let Some((pb, consts)) = state.recording.as_mut() {
+            let x = args.active_values();
+            if pb.outputs.len() == 1
+                && pb.outputs[0] != NO_INDEX
+                && same(consts, &constants_of(args))
+                && tape::replay(&mut pb.data, &pb.inputs, &x)
+            {
+                state.replays += 1;
+                let value = pb.data.values[pb.outputs[0] as usize];
+                return Ok((value, pb.apply_seed(&[S::one()])?));
+            }
+        }
+        // The recording does not apply (or was never made): record anew and keep it.
+        state.rerecords += 1;
+        let (value, pullback) = self.record(f, args, Identity)?;
+        let grad = pullback.apply_seed(&[S::one()])?;
+        state.recording = Some((pullback, constants_of(args)));
+        Ok((value, grad))
+    }
+}

@@ -1,0 +1,540 @@
+//! The per-thread tape: compact data records, the reverse sweep and replay.
+
+use std::any::{Any, TypeId};
+use std::cell::RefCell;
+use std::cmp::Ordering;
+use std::sync::atomic::{AtomicU32, Ordering as AtomicOrdering};
+
+use difi_core::{Error, Real, Result};
+
+/// Marks an operand reference as an index into the constants rather than a node.
+pub(crate) const CONST_BIT: u32 = 1 << 31;
+/// The index of a tracer that is not on any tape.
+pub(crate) const NO_INDEX: u32 = u32::MAX;
+/// Largest number of nodes a tape can hold (indices need the top bit free).
+pub(crate) const MAX_NODES: usize = (CONST_BIT - 1) as usize;
+
+/// The kind of a record. Scalar ops keep their operands; partials are recomputed from stored
+/// values in the reverse sweep, which is what makes replay for new inputs possible.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Op {
+    Input,
+    /// An output slot of a special (array-level) node; its adjoint is read by the special.
+    SpecialOutput,
+    /// An array-level node; `a` indexes `specials`.
+    Special,
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Neg,
+    Sqrt,
+    Exp,
+    Exp2,
+    Ln,
+    Log2,
+    Log10,
+    Sin,
+    Cos,
+    Tan,
+    Asin,
+    Acos,
+    Atan,
+    Sinh,
+    Cosh,
+    Tanh,
+    Asinh,
+    Acosh,
+    Atanh,
+    ExpM1,
+    Ln1p,
+    Cbrt,
+    Recip,
+    Abs,
+    /// `b` holds the exponent as `i32` bits.
+    Powi,
+    Powf,
+    Atan2,
+    Hypot,
+    Max,
+    Min,
+    /// Piecewise-constant ops: zero derivative, but recomputed on replay.
+    Floor,
+    Ceil,
+    Round,
+    Trunc,
+    Signum,
+    Fract,
+}
+
+/// One record: 12 bytes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Node {
+    pub op: Op,
+    pub a: u32,
+    pub b: u32,
+}
+
+/// An array-level node: one record whose pullback works on whole arrays.
+pub(crate) trait Special<S: Real>: Send {
+    /// Number of output slots following the node.
+    fn num_outputs(&self) -> usize;
+    /// Adds the input cotangents given the output cotangents `out_adj`.
+    fn pullback(&self, values: &[S], consts: &[S], out_adj: &[S], adj: &mut [S]) -> Result<()>;
+    /// Recomputes the outputs from (new) values; `None` if this node cannot be replayed.
+    fn replay(&self, values: &[S], consts: &[S]) -> Option<Vec<S>>;
+}
+
+/// A comparison made on tracers while recording.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Guard {
+    pub a: u32,
+    pub b: u32,
+    pub result: Option<Ordering>,
+}
+
+/// The records of one computation at base scalar `S`.
+pub(crate) struct TapeData<S: Real> {
+    pub epoch: u32,
+    pub recording: bool,
+    pub max_nodes: usize,
+    pub nodes: Vec<Node>,
+    pub values: Vec<S>,
+    pub consts: Vec<S>,
+    pub specials: Vec<Box<dyn Special<S>>>,
+    pub guards: Vec<Guard>,
+    pub error: Option<Error>,
+}
+
+impl<S: Real> TapeData<S> {
+    pub fn new() -> Self {
+        TapeData {
+            epoch: 0,
+            recording: false,
+            max_nodes: MAX_NODES,
+            nodes: Vec::new(),
+            values: Vec::new(),
+            consts: Vec::new(),
+            specials: Vec::new(),
+            guards: Vec::new(),
+            error: None,
+        }
+    }
+
+    pub fn fail(&mut self, e: Error) {
+        if self.error.is_none() {
+            self.error = Some(e);
+        }
+    }
+
+    /// Bytes held by the records.
+    pub fn bytes(&self) -> usize {
+        self.nodes.len() * std::mem::size_of::<Node>()
+            + (self.values.len() + self.consts.len()) * std::mem::size_of::<S>()
+            + self.guards.len() * std::mem::size_of::<Guard>()
+    }
+
+    #[inline]
+    pub fn push(&mut self, op: Op, a: u32, b: u32, value: S) -> u32 {
+        let i = self.nodes.len();
+        if i >= self.max_nodes {
+            self.fail(Error::TapeOverflow {
+                capacity: self.max_nodes,
+            });
+            return NO_INDEX;
+        }
+        self.nodes.push(Node { op, a, b });
+        self.values.push(value);
+        i as u32
+    }
+
+    #[inline]
+    pub fn push_const(&mut self, c: S) -> u32 {
+        let i = self.consts.len() as u32;
+        self.consts.push(c);
+        i | CONST_BIT
+    }
+
+    #[inline]
+    pub fn value_of(&self, r: u32) -> S {
+        operand_value(&self.values, &self.consts, r)
+    }
+}
+
+#[inline]
+pub(crate) fn operand_value<S: Real>(values: &[S], consts: &[S], r: u32) -> S {
+    if r & CONST_BIT != 0 {
+        consts[(r & !CONST_BIT) as usize]
+    } else {
+        values[r as usize]
+    }
+}
+
+#[inline]
+fn accumulate<S: Real>(adj: &mut [S], r: u32, g: S) {
+    if r & CONST_BIT == 0 {
+        adj[r as usize] += g;
+    }
+}
+
+thread_local! {
+    static TAPE_F64: RefCell<TapeData<f64>> = RefCell::new(TapeData::new());
+    static TAPES: RefCell<Vec<(TypeId, Box<dyn Any>)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on this thread's tape for base scalar `S`. `f` must not record (it only moves data),
+/// so tapes of different base types are never borrowed twice.
+#[inline(always)]
+pub(crate) fn with_tape<S: Real, R>(f: impl FnOnce(&mut TapeData<S>) -> R) -> R {
+    if TypeId::of::<S>() == TypeId::of::<f64>() {
+        TAPE_F64.with(|t| {
+            let mut t = t.borrow_mut();
+            let t: &mut dyn Any = &mut *t;
+            f(t.downcast_mut::<TapeData<S>>().expect("TypeId matched"))
+        })
+    } else {
+        TAPES.with(|m| {
+            let mut m = m.borrow_mut();
+            let id = TypeId::of::<S>();
+            let pos = match m.iter().position(|(t, _)| *t == id) {
+                Some(p) => p,
+                None => {
+                    m.push((id, Box::new(TapeData::<S>::new())));
+                    m.len() - 1
+                }
+            };
+            f(m[pos]
+                .1
+                .downcast_mut::<TapeData<S>>()
+                .expect("TypeId matched"))
+        })
+    }
+}
+
+static NEXT_EPOCH: AtomicU32 = AtomicU32::new(1);
+
+/// Starts a recording on this thread's tape for `S`; returns its epoch.
+pub(crate) fn begin<S: Real>(max_nodes: usize) -> Result<u32> {
+    with_tape::<S, _>(|t| {
+        if t.recording {
+            return Err(Error::TracerMisuse(format!(
+                "a recording over {} is already running on this thread; differentiate the inner \
+                 function with its own arguments (nested differentiation uses a tracer over the \
+                 outer tracer, not the same type)",
+                std::any::type_name::<S>()
+            )));
+        }
+        let mut epoch = NEXT_EPOCH.fetch_add(1, AtomicOrdering::Relaxed);
+        if epoch == 0 {
+            epoch = NEXT_EPOCH.fetch_add(1, AtomicOrdering::Relaxed);
+        }
+        *t = TapeData::new();
+        t.epoch = epoch;
+        t.recording = true;
+        t.max_nodes = max_nodes.min(MAX_NODES);
+        Ok(epoch)
+    })
+}
+
+/// Ends the recording and takes its records off the thread.
+pub(crate) fn end<S: Real>() -> TapeData<S> {
+    with_tape::<S, _>(|t| {
+        let mut data = std::mem::replace(t, TapeData::new());
+        data.recording = false;
+        data
+    })
+}
+
+/// Ends a recording on drop, so a panic in user code leaves the thread's tape usable.
+pub(crate) struct RecordingGuard<S: Real> {
+    active: bool,
+    _s: std::marker::PhantomData<S>,
+}
+
+impl<S: Real> RecordingGuard<S> {
+    pub fn new() -> Self {
+        RecordingGuard {
+            active: true,
+            _s: std::marker::PhantomData,
+        }
+    }
+    pub fn finish(mut self) -> TapeData<S> {
+        self.active = false;
+        end::<S>()
+    }
+}
+
+impl<S: Real> Drop for RecordingGuard<S> {
+    fn drop(&mut self) {
+        if self.active {
+            end::<S>();
+        }
+    }
+}
+
+/// The reverse sweep: `adj` holds seeds on entry and all adjoints on exit.
+pub(crate) fn sweep<S: Real>(data: &TapeData<S>, adj: &mut [S]) -> Result<()> {
+    let (values, consts) = (&data.values[..], &data.consts[..]);
+    let v = |r: u32| operand_value(values, consts, r);
+    let one = S::one();
+    for i in (0..data.nodes.len()).rev() {
+        let Node { op, a, b } = data.nodes[i];
+        if matches!(op, Op::Input | Op::SpecialOutput) {
+            continue;
+        }
+        if op == Op::Special {
+            let s = &data.specials[a as usize];
+            let m = s.num_outputs();
+            let (head, tail) = adj.split_at_mut(i + 1);
+            s.pullback(values, consts, &tail[..m], head)?;
+            continue;
+        }
+        let g = adj[i];
+        let y = values[i];
+        match op {
+            Op::Add => {
+                accumulate(adj, a, g);
+                accumulate(adj, b, g);
+            }
+            Op::Sub => {
+                accumulate(adj, a, g);
+                accumulate(adj, b, -g);
+            }
+            Op::Mul => {
+                accumulate(adj, a, g * v(b));
+                accumulate(adj, b, g * v(a));
+            }
+            Op::Div => {
+                let d = v(b);
+                accumulate(adj, a, g / d);
+                accumulate(adj, b, -g * y / d);
+            }
+            Op::Neg => accumulate(adj, a, -g),
+            Op::Sqrt => accumulate(adj, a, g / (y + y)),
+            Op::Exp => accumulate(adj, a, g * y),
+            Op::Exp2 => accumulate(adj, a, g * y * S::LN_2()),
+            Op::Ln => accumulate(adj, a, g / v(a)),
+            Op::Log2 => accumulate(adj, a, g / (v(a) * S::LN_2())),
+            Op::Log10 => accumulate(adj, a, g / (v(a) * S::LN_10())),
+            Op::Sin => accumulate(adj, a, g * v(a).cos()),
+            Op::Cos => accumulate(adj, a, -g * v(a).sin()),
+            Op::Tan => accumulate(adj, a, g * (one + y * y)),
+            Op::Asin => {
+                let x = v(a);
+                accumulate(adj, a, g / (one - x * x).sqrt())
+            }
+            Op::Acos => {
+                let x = v(a);
+                accumulate(adj, a, -g / (one - x * x).sqrt())
+            }
+            Op::Atan => {
+                let x = v(a);
+                accumulate(adj, a, g / (one + x * x))
+            }
+            Op::Sinh => accumulate(adj, a, g * v(a).cosh()),
+            Op::Cosh => accumulate(adj, a, g * v(a).sinh()),
+            Op::Tanh => accumulate(adj, a, g * (one - y * y)),
+            Op::Asinh => {
+                let x = v(a);
+                accumulate(adj, a, g / (x * x + one).sqrt())
+            }
+            Op::Acosh => {
+                let x = v(a);
+                accumulate(adj, a, g / (x * x - one).sqrt())
+            }
+            Op::Atanh => {
+                let x = v(a);
+                accumulate(adj, a, g / (one - x * x))
+            }
+            Op::ExpM1 => accumulate(adj, a, g * (y + one)),
+            Op::Ln1p => accumulate(adj, a, g / (one + v(a))),
+            Op::Cbrt => accumulate(adj, a, g / (S::constant(3.0) * y * y)),
+            Op::Recip => accumulate(adj, a, -g * y * y),
+            Op::Abs => {
+                let x = v(a);
+                let s = if x > S::zero() {
+                    one
+                } else if x < S::zero() {
+                    -one
+                } else {
+                    S::zero()
+                };
+                accumulate(adj, a, g * s)
+            }
+            Op::Powi => {
+                let n = b as i32;
+                let d = if n == 0 {
+                    S::zero()
+                } else {
+                    S::constant(n as f64) * v(a).powi(n - 1)
+                };
+                accumulate(adj, a, g * d)
+            }
+            Op::Powf => {
+                let (x, p) = (v(a), v(b));
+                let dx = if p == S::zero() {
+                    S::zero()
+                } else {
+                    p * x.powf(p - one)
+                };
+                accumulate(adj, a, g * dx);
+                if b & CONST_BIT == 0 {
+                    let dp = if y == S::zero() {
+                        S::zero()
+                    } else {
+                        y * x.ln()
+                    };
+                    accumulate(adj, b, g * dp);
+                }
+            }
+            Op::Atan2 => {
+                let (yy, xx) = (v(a), v(b));
+                let r2 = xx * xx + yy * yy;
+                if r2 != S::zero() {
+                    accumulate(adj, a, g * xx / r2);
+                    accumulate(adj, b, -g * yy / r2);
+                }
+            }
+            Op::Hypot => {
+                if y != S::zero() {
+                    accumulate(adj, a, g * v(a) / y);
+                    accumulate(adj, b, g * v(b) / y);
+                }
+            }
+            Op::Max => {
+                if v(a) >= v(b) {
+                    accumulate(adj, a, g)
+                } else {
+                    accumulate(adj, b, g)
+                }
+            }
+            Op::Min => {
+                if v(a) <= v(b) {
+                    accumulate(adj, a, g)
+                } else {
+                    accumulate(adj, b, g)
+                }
+            }
+            Op::Fract => accumulate(adj, a, g),
+            Op::Floor | Op::Ceil | Op::Round | Op::Trunc | Op::Signum => {}
+            Op::Input | Op::SpecialOutput | Op::Special => unreachable!(),
+        }
+    }
+    Ok(())
+}
+
+/// Recomputes one scalar op's value from its operands.
+pub(crate) fn eval_op<S: Real>(op: Op, x: S, p: S, b: u32) -> S {
+    match op {
+        Op::Add => x + p,
+        Op::Sub => x - p,
+        Op::Mul => x * p,
+        Op::Div => x / p,
+        Op::Neg => -x,
+        Op::Sqrt => x.sqrt(),
+        Op::Exp => x.exp(),
+        Op::Exp2 => x.exp2(),
+        Op::Ln => x.ln(),
+        Op::Log2 => x.log2(),
+        Op::Log10 => x.log10(),
+        Op::Sin => x.sin(),
+        Op::Cos => x.cos(),
+        Op::Tan => x.tan(),
+        Op::Asin => x.asin(),
+        Op::Acos => x.acos(),
+        Op::Atan => x.atan(),
+        Op::Sinh => x.sinh(),
+        Op::Cosh => x.cosh(),
+        Op::Tanh => x.tanh(),
+        Op::Asinh => x.asinh(),
+        Op::Acosh => x.acosh(),
+        Op::Atanh => x.atanh(),
+        Op::ExpM1 => x.exp_m1(),
+        Op::Ln1p => x.ln_1p(),
+        Op::Cbrt => x.cbrt(),
+        Op::Recip => x.recip(),
+        Op::Abs => x.abs(),
+        Op::Powi => x.powi(b as i32),
+        Op::Powf => x.powf(p),
+        Op::Atan2 => x.atan2(p),
+        Op::Hypot => x.hypot(p),
+        Op::Max => {
+            if x >= p {
+                x
+            } else {
+                p
+            }
+        }
+        Op::Min => {
+            if x <= p {
+                x
+            } else {
+                p
+            }
+        }
+        Op::Floor => x.floor(),
+        Op::Ceil => x.ceil(),
+        Op::Round => x.round(),
+        Op::Trunc => x.trunc(),
+        Op::Signum => x.signum(),
+        Op::Fract => x.fract(),
+        Op::Input | Op::SpecialOutput | Op::Special => unreachable!("not a scalar op"),
+    }
+}
+
+/// True for ops whose `b` is an operand (not an immediate).
+pub(crate) fn is_binary(op: Op) -> bool {
+    matches!(
+        op,
+        Op::Add
+            | Op::Sub
+            | Op::Mul
+            | Op::Div
+            | Op::Powf
+            | Op::Atan2
+            | Op::Hypot
+            | Op::Max
+            | Op::Min
+    )
+}
+
+/// Recomputes every value for new inputs. Returns false if the guards or a special node say
+/// the recording does not apply to these inputs.
+pub(crate) fn replay<S: Real>(data: &mut TapeData<S>, inputs: &[u32], new_inputs: &[S]) -> bool {
+    for (&i, &x) in inputs.iter().zip(new_inputs) {
+        data.values[i as usize] = x;
+    }
+    let mut i = 0;
+    while i < data.nodes.len() {
+        let Node { op, a, b } = data.nodes[i];
+        match op {
+            Op::Input | Op::SpecialOutput => {}
+            Op::Special => {
+                let s = &data.specials[a as usize];
+                match s.replay(&data.values, &data.consts) {
+                    Some(outs) => {
+                        for (k, o) in outs.into_iter().enumerate() {
+                            data.values[i + 1 + k] = o;
+                        }
+                    }
+                    None => return false,
+                }
+            }
+            _ => {
+                let x = data.value_of(a);
+                let p = if is_binary(op) {
+                    data.value_of(b)
+                } else {
+                    S::zero()
+                };
+                data.values[i] = eval_op(op, x, p, b);
+            }
+        }
+        i += 1;
+    }
+    data.guards.iter().all(|g| {
+        let (x, y) = (data.value_of(g.a), data.value_of(g.b));
+        x.partial_cmp(&y) == g.result
+    })
+}

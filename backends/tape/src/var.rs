@@ -1,0 +1,318 @@
+//! `Var<S>`: the tape engine's tracer over any base scalar.
+
+use std::cmp::Ordering;
+use std::num::FpCategory;
+use std::ops::{Add, Div, Mul, Neg, Sub};
+
+use difi_core::{Error, Hook, Real, Rule, Segment};
+use ndarray::{Array1, Array2, ArrayD, ArrayView1, ArrayView2, ArrayViewD};
+use num_traits::Float;
+
+use crate::special;
+use crate::tape::{with_tape, Guard, Op, NO_INDEX};
+
+/// The tape engine's tracer: a value of base scalar `S` and, when it depends on an active
+/// input, its index on this thread's tape for `S`. 16 bytes for `S = f64`.
+///
+/// Arithmetic on tracers that carry no index (constants, `Const` arguments) records nothing.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Var<S> {
+    pub(crate) value: S,
+    pub(crate) index: u32,
+    pub(crate) epoch: u32,
+}
+
+impl<S: Real> Var<S> {
+    /// A tracer with no derivative.
+    #[inline]
+    pub fn constant_of(value: S) -> Self {
+        Var {
+            value,
+            index: NO_INDEX,
+            epoch: 0,
+        }
+    }
+
+    /// The value at this tracer's base scalar.
+    #[inline]
+    pub fn value(&self) -> S {
+        self.value
+    }
+
+    /// True when this tracer depends on an active input of the running recording.
+    #[inline]
+    pub fn is_active(&self) -> bool {
+        self.index != NO_INDEX
+    }
+
+    /// The operand reference of `self` on the tape (registering a constant if needed).
+    #[inline]
+    fn operand(self, t: &mut crate::tape::TapeData<S>) -> u32 {
+        if self.index == NO_INDEX {
+            t.push_const(self.value)
+        } else {
+            self.check(t);
+            self.index
+        }
+    }
+
+    #[inline]
+    fn check(self, t: &mut crate::tape::TapeData<S>) {
+        if self.epoch != t.epoch || !t.recording {
+            if t.recording {
+                t.fail(misuse());
+            } else {
+                panic!("{}", misuse());
+            }
+        }
+    }
+
+    #[inline]
+    pub(crate) fn unary(self, op: Op, value: S) -> Self {
+        if self.index == NO_INDEX {
+            return Var::constant_of(value);
+        }
+        with_tape::<S, _>(|t| {
+            self.check(t);
+            let index = t.push(op, self.index, 0, value);
+            Var {
+                value,
+                index,
+                epoch: t.epoch,
+            }
+        })
+    }
+
+    #[inline]
+    fn with_immediate(self, op: Op, imm: u32, value: S) -> Self {
+        if self.index == NO_INDEX {
+            return Var::constant_of(value);
+        }
+        with_tape::<S, _>(|t| {
+            self.check(t);
+            let index = t.push(op, self.index, imm, value);
+            Var {
+                value,
+                index,
+                epoch: t.epoch,
+            }
+        })
+    }
+
+    #[inline]
+    pub(crate) fn binary(self, other: Self, op: Op, value: S) -> Self {
+        if self.index == NO_INDEX && other.index == NO_INDEX {
+            return Var::constant_of(value);
+        }
+        with_tape::<S, _>(|t| {
+            let a = self.operand(t);
+            let b = other.operand(t);
+            let index = t.push(op, a, b, value);
+            Var {
+                value,
+                index,
+                epoch: t.epoch,
+            }
+        })
+    }
+}
+
+fn misuse() -> Error {
+    Error::TracerMisuse(
+        "a tracer was used outside the computation that made it (after its gradient or \
+         pullback ended, or on another thread); keep tracers inside the differentiated closure \
+         and return plain values"
+            .into(),
+    )
+}
+
+impl<S: Real> PartialEq for Var<S> {
+    fn eq(&self, other: &Self) -> bool {
+        self.partial_cmp(other) == Some(Ordering::Equal)
+    }
+}
+
+impl<S: Real> PartialOrd for Var<S> {
+    /// Compares values. While recording, a comparison involving an active tracer becomes a
+    /// guard: a replayed tape whose inputs would compare otherwise is recorded anew.
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        let result = self.value.partial_cmp(&other.value);
+        if self.index != NO_INDEX || other.index != NO_INDEX {
+            with_tape::<S, _>(|t| {
+                if t.recording {
+                    let a = self.operand(t);
+                    let b = other.operand(t);
+                    t.guards.push(Guard { a, b, result });
+                }
+            });
+        }
+        result
+    }
+}
+
+macro_rules! binop {
+    ($tr:ident, $m:ident, $op:ident, $sym:tt) => {
+        impl<S: Real> $tr for Var<S> {
+            type Output = Var<S>;
+            #[inline]
+            fn $m(self, r: Var<S>) -> Var<S> {
+                self.binary(r, Op::$op, self.value $sym r.value)
+            }
+        }
+    };
+}
+binop!(Add, add, Add, +);
+binop!(Sub, sub, Sub, -);
+binop!(Mul, mul, Mul, *);
+binop!(Div, div, Div, /);
+
+impl<S: Real> Neg for Var<S> {
+    type Output = Var<S>;
+    #[inline]
+    fn neg(self) -> Var<S> {
+        self.unary(Op::Neg, -self.value)
+    }
+}
+
+macro_rules! unary_ops {
+    ($($m:ident => $op:ident),* $(,)?) => {$(
+        #[inline]
+        fn $m(self) -> Self {
+            self.unary(Op::$op, self.value.$m())
+        }
+    )*};
+}
+
+macro_rules! value_query {
+    ($($m:ident -> $t:ty),* $(,)?) => {$(
+        fn $m(self) -> $t {
+            self.value.$m()
+        }
+    )*};
+}
+
+macro_rules! constant_ctor {
+    ($($m:ident),* $(,)?) => {$(
+        fn $m() -> Self {
+            Var::constant_of(S::$m())
+        }
+    )*};
+}
+
+impl<S: Real> Float for Var<S> {
+    constant_ctor!(
+        nan,
+        infinity,
+        neg_infinity,
+        neg_zero,
+        min_value,
+        min_positive_value,
+        max_value,
+        epsilon
+    );
+    value_query!(is_nan -> bool, is_infinite -> bool, is_finite -> bool, is_normal -> bool,
+        classify -> FpCategory, is_sign_positive -> bool, is_sign_negative -> bool,
+        integer_decode -> (u64, i16, i8));
+    unary_ops!(floor => Floor, ceil => Ceil, round => Round, trunc => Trunc, fract => Fract,
+        abs => Abs, signum => Signum, sqrt => Sqrt, exp => Exp, exp2 => Exp2, ln => Ln,
+        log2 => Log2, log10 => Log10, cbrt => Cbrt, sin => Sin, cos => Cos, tan => Tan,
+        asin => Asin, acos => Acos, atan => Atan, exp_m1 => ExpM1, ln_1p => Ln1p, sinh => Sinh,
+        cosh => Cosh, tanh => Tanh, asinh => Asinh, acosh => Acosh, atanh => Atanh,
+        recip => Recip);
+
+    fn mul_add(self, a: Self, b: Self) -> Self {
+        self * a + b
+    }
+    fn powi(self, n: i32) -> Self {
+        self.with_immediate(Op::Powi, n as u32, self.value.powi(n))
+    }
+    fn powf(self, n: Self) -> Self {
+        self.binary(n, Op::Powf, self.value.powf(n.value))
+    }
+    fn log(self, base: Self) -> Self {
+        self.ln() / base.ln()
+    }
+    fn max(self, other: Self) -> Self {
+        let v = if self.value >= other.value {
+            self.value
+        } else {
+            other.value
+        };
+        self.binary(other, Op::Max, v)
+    }
+    fn min(self, other: Self) -> Self {
+        let v = if self.value <= other.value {
+            self.value
+        } else {
+            other.value
+        };
+        self.binary(other, Op::Min, v)
+    }
+    fn abs_sub(self, other: Self) -> Self {
+        (self - other).max(Var::constant_of(S::zero()))
+    }
+    fn hypot(self, other: Self) -> Self {
+        self.binary(other, Op::Hypot, self.value.hypot(other.value))
+    }
+    fn atan2(self, other: Self) -> Self {
+        self.binary(other, Op::Atan2, self.value.atan2(other.value))
+    }
+    fn sin_cos(self) -> (Self, Self) {
+        (self.sin(), self.cos())
+    }
+    fn to_degrees(self) -> Self {
+        self * Var::constant_of(S::constant(180.0) / S::PI())
+    }
+    fn to_radians(self) -> Self {
+        self * Var::constant_of(S::PI() / S::constant(180.0))
+    }
+}
+
+difi_core::impl_tracer_boilerplate!([S: Real] Var<S>);
+
+impl<S: Real> Real for Var<S> {
+    const NEST_LEVEL: usize = S::NEST_LEVEL + 1;
+
+    #[inline]
+    fn constant(x: f64) -> Self {
+        Var::constant_of(S::constant(x))
+    }
+
+    #[inline]
+    fn innermost(self) -> f64 {
+        self.value.innermost()
+    }
+
+    fn sum_all(xs: ArrayView1<'_, Self>) -> Self {
+        special::sum(xs)
+    }
+
+    fn dot(a: ArrayView1<'_, Self>, b: ArrayView1<'_, Self>) -> Self {
+        special::dot(a, b)
+    }
+
+    fn matvec(a: ArrayView2<'_, Self>, x: ArrayView1<'_, Self>) -> Array1<Self> {
+        special::matvec(a, x)
+    }
+
+    fn matmul(a: ArrayView2<'_, Self>, b: ArrayView2<'_, Self>) -> Array2<Self> {
+        special::matmul(a, b)
+    }
+
+    fn apply_rule<R: Rule>(rule: &R, inputs: &[ArrayViewD<'_, Self>]) -> Vec<ArrayD<Self>> {
+        special::apply_rule(rule, inputs)
+    }
+
+    /// Stops the derivative at every level (the value keeps no dependence at all).
+    fn stop_gradient(self) -> Self {
+        Var::constant_of(self.value.stop_gradient())
+    }
+
+    fn hook<H: Hook>(self, hook: H) -> Self {
+        special::hook(self, hook)
+    }
+
+    fn checkpoint<C: Segment>(segment: &C, inputs: &[Self]) -> Vec<Self> {
+        special::checkpoint(segment, inputs)
+    }
+}

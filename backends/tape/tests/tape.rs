@@ -1,0 +1,544 @@
+//! The tape engine against analytic values and finite differences.
+
+use difi_core::{
+    apply, checkpoint, Active, ArrayD, ArrayViewD, Backend, Const, Error, FiniteDifferences, Float,
+    Hook, NoTangent, Real, Rule, Segment,
+};
+use difi_tape::{last_recording, Tape, Var};
+use ndarray::{arr1, arr2, Array1, Array2};
+
+fn rosenbrock<T: Real>(x: &[T]) -> T {
+    x.windows(2).fold(T::zero(), |s, w| {
+        let a = T::constant(1.0) - w[0];
+        let b = w[1] - w[0] * w[0];
+        s + a * a + T::constant(100.0) * b * b
+    })
+}
+
+fn rosenbrock_gradient(x: &[f64]) -> Vec<f64> {
+    let mut g = vec![0.0; x.len()];
+    for i in 0..x.len() - 1 {
+        let b = x[i + 1] - x[i] * x[i];
+        g[i] += -2.0 * (1.0 - x[i]) - 400.0 * x[i] * b;
+        g[i + 1] += 200.0 * b;
+    }
+    g
+}
+
+fn close(a: &[f64], b: &[f64], tol: f64) {
+    assert_eq!(a.len(), b.len());
+    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+        assert!(
+            (x - y).abs() <= tol * y.abs().max(1.0),
+            "entry {i}: {x} vs {y}"
+        );
+    }
+}
+
+#[test]
+fn var_is_copy_and_16_bytes_over_f64() {
+    fn copy<T: Copy>() {}
+    copy::<Var<f64>>();
+    assert!(std::mem::size_of::<Var<f64>>() <= 16);
+}
+
+#[test]
+fn rosenbrock_gradient_is_exact() {
+    let x: Vec<f64> = (0..20).map(|i| (i as f64 * 0.37).sin()).collect();
+    let (y, g) = Tape::new()
+        .value_and_gradient(|x| rosenbrock(&x), Active(&x))
+        .unwrap();
+    assert_eq!(y, rosenbrock(&x));
+    close(&g, &rosenbrock_gradient(&x), 1e-14);
+}
+
+/// Every elementary function against central finite differences.
+#[test]
+fn elementary_functions_match_finite_differences() {
+    type F = fn(Var<f64>) -> Var<f64>;
+    let cases: Vec<(&str, F, f64)> = vec![
+        ("sin", |x| x.sin(), 0.7),
+        ("cos", |x| x.cos(), 0.7),
+        ("tan", |x| x.tan(), 0.7),
+        ("exp", |x| x.exp(), 0.7),
+        ("exp2", |x| x.exp2(), 0.7),
+        ("ln", |x| x.ln(), 0.7),
+        ("log2", |x| x.log2(), 0.7),
+        ("log10", |x| x.log10(), 0.7),
+        ("sqrt", |x| x.sqrt(), 0.7),
+        ("cbrt", |x| x.cbrt(), 0.7),
+        ("asin", |x| x.asin(), 0.3),
+        ("acos", |x| x.acos(), 0.3),
+        ("atan", |x| x.atan(), 0.3),
+        ("sinh", |x| x.sinh(), 0.3),
+        ("cosh", |x| x.cosh(), 0.3),
+        ("tanh", |x| x.tanh(), 0.3),
+        ("asinh", |x| x.asinh(), 0.3),
+        ("acosh", |x| x.acosh(), 1.3),
+        ("atanh", |x| x.atanh(), 0.3),
+        ("exp_m1", |x| x.exp_m1(), 0.3),
+        ("ln_1p", |x| x.ln_1p(), 0.3),
+        ("recip", |x| x.recip(), 0.3),
+        ("abs-", |x| x.abs(), -0.3),
+        ("powi", |x| x.powi(3), 0.3),
+        ("powf", |x| x.powf(Var::constant(2.5)), 0.3),
+        ("cpowf", |x| Var::constant(2.5).powf(x), 0.3),
+        ("powf-self", |x| x.powf(x), 0.3),
+        ("atan2", |x| x.atan2(Var::constant(0.4)), 0.3),
+        ("hypot", |x| x.hypot(Var::constant(0.4)), 0.3),
+        ("max", |x| x.max(Var::constant(0.1)), 0.3),
+        ("min", |x| x.min(Var::constant(0.1)), 0.3),
+        ("div", |x| Var::constant(2.0) / x, 0.3),
+        ("mul_add", |x| x.mul_add(x, x), 0.3),
+        ("log", |x| x.log(Var::constant(3.0)), 0.3),
+    ];
+    let fd = FiniteDifferences::default();
+    for (name, f, x) in cases {
+        let g = Tape::new().derivative(f, Active(x)).unwrap();
+        // Reference: central differences of the same function evaluated on constants.
+        let reference = fd
+            .derivative(|t: f64| f(Var::constant(t)).value(), Active(x))
+            .unwrap();
+        assert!(
+            (g - reference).abs() <= 1e-7 * reference.abs().max(1.0),
+            "{name}: tape {g} vs finite differences {reference}"
+        );
+    }
+}
+
+fn three<T: Real>(a: &[T], c: T, b: &[T]) -> T {
+    a.iter().zip(b).fold(T::zero(), |s, (&x, &y)| s + x * x * y) * c
+}
+
+#[test]
+fn const_arguments_record_nothing_and_get_no_tangent() {
+    let (a, c, b) = (vec![1.0, 2.0], 3.0, vec![4.0, 5.0]);
+    let (ga, NoTangent, gb) = Tape::new()
+        .gradient(
+            |(a, c, b)| three(&a, c, &b),
+            (Active(&a), Const(c), Active(&b)),
+        )
+        .unwrap();
+    assert_eq!(ga, vec![24.0, 60.0]);
+    assert_eq!(gb, vec![3.0, 12.0]);
+    // With b constant, the products b_i * c involve constants only and record nothing.
+    let both = {
+        Tape::new()
+            .gradient(
+                |(a, c, b)| three(&a, c, &b),
+                (Active(&a), Const(c), Active(&b)),
+            )
+            .unwrap();
+        last_recording().nodes
+    };
+    let one = {
+        Tape::new()
+            .gradient(
+                |(a, c, b)| three(&a, c, &b),
+                (Active(&a), Const(c), Const(&b)),
+            )
+            .unwrap();
+        last_recording().nodes
+    };
+    assert!(
+        one < both,
+        "{one} nodes with b constant vs {both} with b active"
+    );
+    // Nothing active: nothing recorded.
+    let g = Tape::new()
+        .gradient(|x: Vec<Var<f64>>| x[0] * x[1], Const(&vec![1.0, 2.0]))
+        .unwrap();
+    assert_eq!(g, NoTangent);
+    assert_eq!(last_recording().nodes, 0);
+}
+
+#[test]
+fn array_nodes_are_one_record_each() {
+    let a = arr2(&[[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]);
+    let x = arr1(&[0.5, -1.0, 2.0]);
+    // f(A, x) = sum(A x) + dot(x, x) + sum(A Aᵀ)
+    let f = |(a, x): (Array2<Var<f64>>, Array1<Var<f64>>)| {
+        let ax = Var::matvec(a.view(), x.view());
+        let aat = Var::matmul(a.view(), a.t());
+        Var::sum_all(ax.view()) + Var::dot(x.view(), x.view()) + aat.sum()
+    };
+    let (ga, gx) = Tape::new().gradient(f, (Active(&a), Active(&x))).unwrap();
+    let stats = last_recording();
+    assert_eq!(stats.array_nodes, 4, "matvec, matmul, sum, dot");
+    // Analytic: d/dA sum(Ax) = 1 xᵀ; d/dA sum(AAᵀ) = 2 (1 1ᵀ) A; d/dx = Aᵀ1 + 2x.
+    let ones = Array2::<f64>::ones((2, 2));
+    let want_a = Array2::from_shape_fn((2, 3), |(_, j)| x[j]) + ones.dot(&a) * 2.0;
+    let want_x = a.t().dot(&arr1(&[1.0, 1.0])) + &x * 2.0;
+    close(ga.as_slice().unwrap(), want_a.as_slice().unwrap(), 1e-14);
+    close(gx.as_slice().unwrap(), want_x.as_slice().unwrap(), 1e-14);
+    // With A constant, the matvec pullback does no work for A and A records nothing.
+    let gx2 = Tape::new().gradient(f, (Const(&a), Active(&x))).unwrap().1;
+    close(gx2.as_slice().unwrap(), want_x.as_slice().unwrap(), 1e-14);
+}
+
+/// y = a ⊙ b, counting which cotangents it was asked for.
+#[derive(Clone, Default)]
+struct CountingMul {
+    asked: std::sync::Arc<std::sync::Mutex<Vec<Vec<bool>>>>,
+}
+
+impl Rule for CountingMul {
+    type Saved<T: Real> = (ArrayD<T>, ArrayD<T>);
+    fn forward<T: Real>(
+        &self,
+        x: &[ArrayViewD<'_, T>],
+        _active: &[bool],
+    ) -> (Vec<ArrayD<T>>, Self::Saved<T>) {
+        (vec![&x[0] * &x[1]], (x[0].to_owned(), x[1].to_owned()))
+    }
+    fn pullback<T: Real>(
+        &self,
+        s: &Self::Saved<T>,
+        ct: &[ArrayViewD<'_, T>],
+        needed: &[bool],
+    ) -> Vec<Option<ArrayD<T>>> {
+        self.asked.lock().unwrap().push(needed.to_vec());
+        vec![
+            needed[0].then(|| &ct[0] * &s.1),
+            needed[1].then(|| &ct[0] * &s.0),
+        ]
+    }
+}
+
+#[test]
+fn custom_rules_are_asked_only_for_needed_cotangents() {
+    let rule = CountingMul::default();
+    let (u, v) = (arr1(&[1.0, 2.0]).into_dyn(), arr1(&[3.0, 4.0]).into_dyn());
+    let f =
+        |(u, v): (ArrayD<Var<f64>>, ArrayD<Var<f64>>)| apply(&rule, &[u.view(), v.view()])[0].sum();
+    let (gu, NoTangent) = Tape::new().gradient(f, (Active(&u), Const(&v))).unwrap();
+    assert_eq!(gu.as_slice().unwrap(), &[3.0, 4.0]);
+    let (gu, gv) = Tape::new().gradient(f, (Active(&u), Active(&v))).unwrap();
+    assert_eq!(gu.as_slice().unwrap(), &[3.0, 4.0]);
+    assert_eq!(gv.as_slice().unwrap(), &[1.0, 2.0]);
+    assert_eq!(
+        *rule.asked.lock().unwrap(),
+        vec![vec![true, false], vec![true, true]]
+    );
+}
+
+/// A rule that breaks its contract by answering for a constant input.
+#[derive(Clone)]
+struct Greedy;
+impl Rule for Greedy {
+    type Saved<T: Real> = ();
+    fn forward<T: Real>(&self, x: &[ArrayViewD<'_, T>], _a: &[bool]) -> (Vec<ArrayD<T>>, ()) {
+        (vec![&x[0] + &x[1]], ())
+    }
+    fn pullback<T: Real>(
+        &self,
+        _: &(),
+        ct: &[ArrayViewD<'_, T>],
+        _n: &[bool],
+    ) -> Vec<Option<ArrayD<T>>> {
+        vec![Some(ct[0].to_owned()), Some(ct[0].to_owned())]
+    }
+}
+
+#[test]
+fn a_rule_breaking_its_contract_is_an_error() {
+    let (u, v) = (arr1(&[1.0]).into_dyn(), arr1(&[3.0]).into_dyn());
+    let err = Tape::new()
+        .gradient(
+            |(u, v): (ArrayD<Var<f64>>, ArrayD<Var<f64>>)| {
+                apply(&Greedy, &[u.view(), v.view()])[0].sum()
+            },
+            (Active(&u), Const(&v)),
+        )
+        .unwrap_err();
+    assert!(matches!(err, Error::RuleContract { .. }), "{err}");
+}
+
+#[test]
+fn pullback_is_reusable_and_jacobian_rows_are_exact() {
+    let f = |x: Vec<Var<f64>>| vec![x[0] * x[1], x[1].sin(), x[0] + x[2]];
+    let x = vec![2.0, 0.5, -1.0];
+    let (y, pb) = Tape::new().pullback(f, Active(&x)).unwrap();
+    assert_eq!(y, vec![1.0, 0.5f64.sin(), 1.0]);
+    for _ in 0..2 {
+        assert_eq!(pb.apply(&vec![1.0, 0.0, 0.0]).unwrap(), vec![0.5, 2.0, 0.0]);
+        assert_eq!(
+            pb.apply(&vec![0.0, 1.0, 0.0]).unwrap(),
+            vec![0.0, 0.5f64.cos(), 0.0]
+        );
+    }
+    let j = Tape::new().jacobian(f, Active(&x)).unwrap();
+    let want = [0.5, 2.0, 0.0, 0.0, 0.5f64.cos(), 0.0, 1.0, 0.0, 1.0];
+    close(j.as_slice().unwrap(), &want, 1e-15);
+    let jfd = FiniteDifferences::default()
+        .jacobian(
+            |x: Vec<f64>| vec![x[0] * x[1], x[1].sin(), x[0] + x[2]],
+            Active(&x),
+        )
+        .unwrap();
+    close(j.as_slice().unwrap(), jfd.as_slice().unwrap(), 1e-8);
+    // The pullback object moves to another thread.
+    std::thread::spawn(move || pb.apply(&vec![0.0, 0.0, 1.0]).unwrap())
+        .join()
+        .unwrap();
+}
+
+fn branchy<T: Real>(x: &[T]) -> T {
+    if x[0] > x[1] {
+        x[0] * x[0] * x[1]
+    } else {
+        x[1].sin() * x[0]
+    }
+}
+
+#[test]
+fn prepared_gradient_replays_and_rerecords_when_a_guard_fails() {
+    let b = Tape::new();
+    let f = |x: Vec<Var<f64>>| branchy(&x);
+    let mut prep = b.prepare_gradient(f, Active(&vec![2.0, 1.0])).unwrap();
+    // Same branch: replayed.
+    let g = prep.gradient(f, Active(&vec![3.0, 2.0])).unwrap();
+    assert_eq!(g, vec![2.0 * 3.0 * 2.0, 9.0]);
+    assert_eq!((prep.state().replays(), prep.state().rerecords()), (1, 0));
+    // Other branch: the guard fails and the engine records anew.
+    let g = prep.gradient(f, Active(&vec![1.0, 2.0])).unwrap();
+    assert_eq!(g, vec![2f64.sin(), 2f64.cos()]);
+    assert_eq!(prep.state().rerecords(), 1);
+    // Back: replay of the new recording fails its guard, record again; answers stay right.
+    let g = prep.gradient(f, Active(&vec![3.0, 2.0])).unwrap();
+    assert_eq!(g, vec![12.0, 9.0]);
+    // A Const argument changed between calls is not replayed with the old value.
+    let h = |(x, c): (Vec<Var<f64>>, Var<f64>)| x[0] * c;
+    let mut prep = b
+        .prepare_gradient(h, (Active(&vec![1.0]), Const(2.0)))
+        .unwrap();
+    assert_eq!(
+        prep.gradient(h, (Active(&vec![1.0]), Const(5.0)))
+            .unwrap()
+            .0,
+        vec![5.0]
+    );
+}
+
+#[test]
+fn prepared_gradient_with_another_shape_is_an_error() {
+    let f = |x: Vec<Var<f64>>| rosenbrock(&x);
+    let mut prep = Tape::new()
+        .prepare_gradient(f, Active(&vec![1.0; 3]))
+        .unwrap();
+    let err = prep.gradient(f, Active(&vec![1.0; 4])).unwrap_err();
+    assert!(
+        matches!(err, Error::PreparedShapeMismatch { argument: 1, .. }),
+        "{err}"
+    );
+}
+
+#[test]
+fn nested_gradients_and_perturbation_confusion() {
+    let outer = Tape::new();
+    // d/dx [x · d/dy (x·y)] = d/dx x² = 2x: 8 at x = 4.
+    let d = outer
+        .derivative(
+            |x: Var<f64>| {
+                assert_eq!(Var::<f64>::nest_level(), 1);
+                let inner = Tape::new()
+                    .derivative(
+                        |(x, y): (Var<Var<f64>>, Var<Var<f64>>)| {
+                            assert_eq!(<Var<Var<f64>>>::nest_level(), 2);
+                            x * y
+                        },
+                        (Const(x), Active(Var::constant(3.0))),
+                    )
+                    .unwrap();
+                x * inner
+            },
+            Active(4.0),
+        )
+        .unwrap();
+    assert_eq!(d, 8.0);
+    // d/dx [x · d/dy (x + y)] = 1 at any x.
+    for x0 in [-2.0, 0.0, 4.0] {
+        let d = outer
+            .derivative(
+                |x: Var<f64>| {
+                    let inner = Tape::new()
+                        .derivative(
+                            |(x, y): (Var<Var<f64>>, Var<Var<f64>>)| x + y,
+                            (Const(x), Active(Var::constant(1.0))),
+                        )
+                        .unwrap();
+                    x * inner
+                },
+                Active(x0),
+            )
+            .unwrap();
+        assert_eq!(d, 1.0);
+    }
+    // A gradient of a gradient: the Hessian of Rosenbrock row by row.
+    let x = vec![0.3, -0.4, 0.8];
+    let h = outer
+        .jacobian(
+            |x: Vec<Var<f64>>| {
+                Tape::new()
+                    .gradient(|y| rosenbrock(&y), Active(&x))
+                    .unwrap()
+            },
+            Active(&x),
+        )
+        .unwrap();
+    let hfd = FiniteDifferences::default()
+        .jacobian(|x: Vec<f64>| rosenbrock_gradient(&x), Active(&x))
+        .unwrap();
+    close(h.as_slice().unwrap(), hfd.as_slice().unwrap(), 1e-6);
+    assert!(!f64::is_deriving() && Var::<f64>::is_deriving());
+}
+
+#[derive(Clone)]
+struct Double;
+impl Hook for Double {
+    fn cotangent<T: Real>(&self, ct: T) -> T {
+        ct * T::constant(2.0)
+    }
+}
+
+#[test]
+fn stop_gradient_and_hook() {
+    let b = Tape::new();
+    let g = b
+        .gradient(
+            |x: Vec<Var<f64>>| x[0] * x[1].stop_gradient(),
+            Active(&vec![3.0, 5.0]),
+        )
+        .unwrap();
+    assert_eq!(g, vec![5.0, 0.0]);
+    // The hook doubles the cotangent arriving at that use only.
+    let g = b
+        .gradient(
+            |x: Vec<Var<f64>>| x[0].hook(Double) * x[1] + x[0],
+            Active(&vec![3.0, 5.0]),
+        )
+        .unwrap();
+    assert_eq!(g, vec![2.0 * 5.0 + 1.0, 3.0]);
+    assert_eq!(3.0f64.hook(Double), 3.0);
+}
+
+#[derive(Clone)]
+struct Steps(usize);
+impl Segment for Steps {
+    fn eval<T: Real>(&self, x: &[T]) -> Vec<T> {
+        let mut t = x[0];
+        for _ in 0..self.0 {
+            t = (t.cos() + x[1]).sin();
+        }
+        vec![t, t * x[1]]
+    }
+}
+
+#[test]
+fn checkpoint_keeps_only_inputs_and_outputs_and_gives_the_same_gradient() {
+    let b = Tape::new();
+    let x = vec![0.3, 0.7];
+    let plain = b
+        .gradient(
+            |x: Vec<Var<f64>>| {
+                let y = Steps(50).eval(&x);
+                y[0] + y[1]
+            },
+            Active(&x),
+        )
+        .unwrap();
+    let plain_nodes = last_recording().nodes;
+    let ck = b
+        .gradient(
+            |x: Vec<Var<f64>>| {
+                let y = checkpoint(&Steps(50), &x);
+                y[0] + y[1]
+            },
+            Active(&x),
+        )
+        .unwrap();
+    let ck_nodes = last_recording().nodes;
+    close(&ck, &plain, 1e-14);
+    assert!(ck_nodes <= 6, "checkpointed recording has {ck_nodes} nodes");
+    assert!(plain_nodes > 100, "plain recording has {plain_nodes} nodes");
+}
+
+#[test]
+fn tracers_outside_their_computation_are_errors() {
+    use std::cell::Cell;
+    let b = Tape::new();
+    let leaked: Cell<Option<Var<f64>>> = Cell::new(None);
+    b.gradient(
+        |x: Vec<Var<f64>>| {
+            leaked.set(Some(x[0]));
+            x[0] * x[0]
+        },
+        Active(&vec![1.0]),
+    )
+    .unwrap();
+    let old = leaked.get().unwrap();
+    // Used inside another computation: Err, not a wrong value.
+    let err = b
+        .gradient(|x: Vec<Var<f64>>| x[0] * old, Active(&vec![2.0]))
+        .unwrap_err();
+    assert!(matches!(err, Error::TracerMisuse(_)), "{err}");
+    // Used outside any computation: a panic with a clear message.
+    let panic = std::panic::catch_unwind(|| old * old).unwrap_err();
+    let msg = panic.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(msg.contains("outside the computation"), "{msg}");
+    // The thread's tape is still usable.
+    assert_eq!(
+        b.gradient(|x: Vec<Var<f64>>| x[0] * x[0], Active(&vec![3.0]))
+            .unwrap(),
+        vec![6.0]
+    );
+}
+
+#[test]
+fn a_tracer_sent_to_another_thread_is_an_error_there() {
+    let b = Tape::new();
+    let (tx, rx) = std::sync::mpsc::channel::<Var<f64>>();
+    let handle = std::thread::spawn(move || {
+        let foreign = rx.recv().unwrap();
+        Tape::new().gradient(|x: Vec<Var<f64>>| x[0] + foreign, Active(&vec![1.0]))
+    });
+    b.gradient(
+        |x: Vec<Var<f64>>| {
+            tx.send(x[0]).unwrap();
+            x[0]
+        },
+        Active(&vec![1.0]),
+    )
+    .unwrap();
+    let err = handle.join().unwrap().unwrap_err();
+    assert!(matches!(err, Error::TracerMisuse(_)), "{err}");
+}
+
+#[test]
+fn tape_overflow_is_an_error() {
+    let err = Tape::new()
+        .with_max_nodes(50)
+        .gradient(
+            |x: Vec<Var<f64>>| (0..100).fold(x[0], |s, _| s.sin()),
+            Active(&vec![1.0]),
+        )
+        .unwrap_err();
+    assert_eq!(err, Error::TapeOverflow { capacity: 50 });
+}
+
+#[test]
+fn a_panic_in_user_code_leaves_the_tape_usable() {
+    let b = Tape::new();
+    let r = std::panic::catch_unwind(|| {
+        b.gradient(
+            |x: Vec<Var<f64>>| -> Var<f64> { panic!("user code {}", x[0]) },
+            Active(&vec![1.0]),
+        )
+    });
+    assert!(r.is_err());
+    assert_eq!(
+        b.gradient(|x: Vec<Var<f64>>| x[0] * x[0], Active(&vec![2.0]))
+            .unwrap(),
+        vec![4.0]
+    );
+}
