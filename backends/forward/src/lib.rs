@@ -1,1 +1,16 @@
-//! Forward-mode dual numbers and forward-over-reverse second order for difi.
+//! # difi-forward: dual numbers and forward-over-reverse
+//!
+//! * [`Dual<T, N>`]: a value and `N` tangent lanes over any `T: Real`; it implements `Real`, so
+//!   it nests and reverse engines run over it.
+//! * [`Forward<N>`]: forward mode (pushforward, derivative, Jacobians by chunks of `N` columns).
+//! * [`ForwardOverReverse<R>`]: Hessian-vector products, Hessians and second derivatives over
+//!   any reverse engine `R`, with first-order operators delegated to `R`.
+//!
+//! Each nesting level is a distinct type, so perturbations of different levels cannot be
+//! confused.
+
+mod backend;
+mod dual;
+
+pub use backend::{Forward, ForwardOverReverse};
+pub use dual::Dual;
