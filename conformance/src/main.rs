@@ -1,0 +1,241 @@
+//! The conformance report: every engine of the workspace over every scenario.
+//!
+//! ```text
+//! cargo run --release -p difi-conformance [-- --backend NAME ... --filter TEXT --json PATH]
+//! ```
+//!
+//! Prints a table (scenarios by engines), then `N passed, M failed`, and exits non-zero if
+//! anything failed. `--backend wrong` runs a deliberately wrong engine (a self-test: it must
+//! fail).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::process::ExitCode;
+
+use difi_conformance::{
+    run_first_order, run_second_order, Outcome, Profile, Status, WrongGradient,
+};
+use difi_core::FiniteDifferences;
+use difi_forward::{Forward, ForwardOverReverse};
+use difi_tape::Tape;
+
+const ENGINES: [&str; 4] = [
+    "finite-differences",
+    "tape",
+    "forward",
+    "forward-over-reverse(tape)",
+];
+
+fn run_engine(name: &str, filter: &str) -> Option<Vec<Outcome>> {
+    let first_order_only = |mut outcomes: Vec<Outcome>| {
+        // Second-order scenarios do not apply to a first-order engine.
+        for o in run_second_order(
+            &FiniteDifferences::default(),
+            &Profile::finite_differences(),
+            filter,
+        ) {
+            outcomes.push(Outcome {
+                scenario: o.scenario,
+                status: Status::NotApplicable(
+                    "first-order engine: use forward-over-reverse".into(),
+                ),
+            });
+        }
+        outcomes
+    };
+    Some(match name {
+        "finite-differences" => {
+            let (b, p) = (FiniteDifferences::default(), Profile::finite_differences());
+            let mut o = run_first_order(&b, &p, filter);
+            o.extend(run_second_order(&b, &p, filter));
+            o
+        }
+        "tape" => first_order_only(run_first_order(&Tape::new(), &Profile::reverse(), filter)),
+        "forward" => first_order_only(run_first_order(&Forward::<8>, &Profile::forward(), filter)),
+        "forward-over-reverse(tape)" => {
+            let b = ForwardOverReverse::<Tape>::default();
+            let mut o = run_first_order(&b, &Profile::reverse(), filter);
+            o.extend(run_second_order(&b, &Profile::reverse(), filter));
+            o
+        }
+        "wrong" => {
+            let (b, p) = (WrongGradient::default(), Profile::finite_differences());
+            let mut o = run_first_order(&b, &p, filter);
+            o.extend(run_second_order(&b, &p, filter));
+            o
+        }
+        _ => return None,
+    })
+}
+
+struct Options {
+    backends: Vec<String>,
+    filter: String,
+    json: Option<String>,
+}
+
+fn parse() -> Result<Options, String> {
+    let mut o = Options {
+        backends: Vec::new(),
+        filter: String::new(),
+        json: None,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut value = |flag: &str| args.next().ok_or(format!("{flag} needs a value"));
+        match a.as_str() {
+            "--backend" => o.backends.push(value("--backend")?),
+            "--filter" => o.filter = value("--filter")?,
+            "--json" => o.json = Some(value("--json")?),
+            "-h" | "--help" => {
+                println!(
+                    "usage: difi-conformance [--backend NAME]... [--filter TEXT] [--json PATH]\n\
+                     engines: {} (and `wrong`, a deliberately wrong engine for self-tests)",
+                    ENGINES.join(", ")
+                );
+                std::process::exit(0);
+            }
+            other => return Err(format!("unknown option {other:?}; see --help")),
+        }
+    }
+    if o.backends.is_empty() {
+        o.backends = ENGINES.iter().map(|s| s.to_string()).collect();
+    }
+    Ok(o)
+}
+
+fn cell(s: &Status) -> String {
+    match s {
+        Status::Pass { .. } => "pass".into(),
+        Status::Fail { worst, .. } if worst.is_finite() => format!("FAIL {worst:.1e}"),
+        Status::Fail { .. } => "FAIL error".into(),
+        Status::NotApplicable(_) => "n/a".into(),
+    }
+}
+
+fn json_escape(s: &str) -> String {
+    serde_json::to_string(s).expect("string serialises")
+}
+
+fn main() -> ExitCode {
+    let opts = match parse() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("difi-conformance: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut results: Vec<(String, Vec<Outcome>)> = Vec::new();
+    for name in &opts.backends {
+        eprint!("running {name} ... ");
+        let _ = std::io::stderr().flush();
+        let start = std::time::Instant::now();
+        match run_engine(name, &opts.filter) {
+            Some(o) => {
+                eprintln!(
+                    "{} scenarios in {:.1} s",
+                    o.len(),
+                    start.elapsed().as_secs_f64()
+                );
+                results.push((name.clone(), o));
+            }
+            None => {
+                eprintln!("unknown engine");
+                eprintln!(
+                    "difi-conformance: unknown engine {name:?}; engines: {}, wrong",
+                    ENGINES.join(", ")
+                );
+                return ExitCode::from(2);
+            }
+        }
+    }
+
+    // Table: scenarios by engine.
+    let mut rows: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (i, (_, outcomes)) in results.iter().enumerate() {
+        for o in outcomes {
+            let row = rows
+                .entry(o.scenario.clone())
+                .or_insert_with(|| vec!["".into(); results.len()]);
+            row[i] = cell(&o.status);
+        }
+    }
+    let width = rows.keys().map(String::len).max().unwrap_or(8).max(8);
+    let widths: Vec<usize> = results.iter().map(|(n, _)| n.len().max(10)).collect();
+    print!("{:width$}", "scenario");
+    for ((n, _), w) in results.iter().zip(&widths) {
+        print!("  {n:>w$}");
+    }
+    println!();
+    for (scenario, cells) in &rows {
+        print!("{scenario:width$}");
+        for (c, w) in cells.iter().zip(&widths) {
+            print!("  {c:>w$}");
+        }
+        println!();
+    }
+
+    // Reasons for failures and for what did not apply.
+    let (mut passed, mut failed, mut skipped) = (0, 0, 0);
+    let mut notes = BTreeMap::new();
+    for (engine, outcomes) in &results {
+        for o in outcomes {
+            match &o.status {
+                Status::Pass { .. } => passed += 1,
+                Status::Fail { worst, reason } => {
+                    failed += 1;
+                    println!(
+                        "FAIL {engine} {}: worst relative error {worst:.2e}: {reason}",
+                        o.scenario
+                    );
+                }
+                Status::NotApplicable(reason) => {
+                    skipped += 1;
+                    notes
+                        .entry(reason.clone())
+                        .or_insert_with(Vec::new)
+                        .push(format!("{engine} {}", o.scenario));
+                }
+            }
+        }
+    }
+    if !notes.is_empty() {
+        println!("not applicable ({skipped}):");
+        for (reason, cases) in &notes {
+            println!("  {reason}: {} case(s), e.g. {}", cases.len(), cases[0]);
+        }
+    }
+
+    if let Some(path) = &opts.json {
+        let mut out = String::new();
+        for (engine, outcomes) in &results {
+            for o in outcomes {
+                let (status, worst, reason) = match &o.status {
+                    Status::Pass { worst } => ("pass", Some(*worst), String::new()),
+                    Status::Fail { worst, reason } => ("fail", Some(*worst), reason.clone()),
+                    Status::NotApplicable(r) => ("not-applicable", None, r.clone()),
+                };
+                let worst = worst
+                    .filter(|w| w.is_finite())
+                    .map_or("null".to_string(), |w| format!("{w:e}"));
+                out.push_str(&format!(
+                    "{{\"engine\":{},\"scenario\":{},\"status\":\"{status}\",\"worst_relative_error\":{worst},\"reason\":{}}}\n",
+                    json_escape(engine),
+                    json_escape(&o.scenario),
+                    json_escape(&reason)
+                ));
+            }
+        }
+        if let Err(e) = std::fs::write(path, out) {
+            eprintln!("difi-conformance: cannot write {path}: {e}");
+            return ExitCode::from(2);
+        }
+    }
+
+    println!("{passed} passed, {failed} failed");
+    if failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}

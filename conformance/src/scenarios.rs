@@ -1,0 +1,764 @@
+//! The scenarios and the generic runners.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Mutex};
+
+use difi_core::{
+    apply, checkpoint, Active, ArrayD, ArrayViewD, Backend, Const, Error, FiniteDifferences, Hook,
+    NoTangent, Real, Rule, SecondOrder, Segment,
+};
+use difi_fft::{conv, FftConv};
+use ndarray::{arr1, Array1, Array2, Array3};
+
+use crate::functions::{matrix_map, matrix_map_jacobian, ScalarFn, VectorFn, VectorVectorFn};
+use crate::{Outcome, Profile, Status};
+
+type Check = std::result::Result<f64, String>;
+
+/// Tolerance of scenarios whose reference comes from finite differences.
+const FD_REFERENCE: f64 = 1e-6;
+const FD_SECOND_REFERENCE: f64 = 1e-4;
+
+struct Runner<'a> {
+    filter: &'a str,
+    outcomes: Vec<Outcome>,
+}
+
+impl Runner<'_> {
+    fn wanted(&self, name: &str) -> bool {
+        self.filter.is_empty() || name.contains(self.filter)
+    }
+
+    fn run(&mut self, name: String, tolerance: f64, body: impl FnOnce() -> Check) {
+        if !self.wanted(&name) {
+            return;
+        }
+        let status = match catch_unwind(AssertUnwindSafe(body)) {
+            Ok(Ok(worst)) if worst <= tolerance => Status::Pass { worst },
+            Ok(Ok(worst)) => Status::Fail {
+                worst,
+                reason: format!("relative error above the tolerance {tolerance:.0e}"),
+            },
+            Ok(Err(reason)) => Status::Fail {
+                worst: f64::INFINITY,
+                reason,
+            },
+            Err(panic) => Status::Fail {
+                worst: f64::INFINITY,
+                reason: format!(
+                    "panicked: {}",
+                    panic
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                        .unwrap_or_default()
+                ),
+            },
+        };
+        self.outcomes.push(Outcome {
+            scenario: name,
+            status,
+        });
+    }
+
+    fn not_applicable(&mut self, name: String, reason: &str) {
+        if self.wanted(&name) {
+            self.outcomes.push(Outcome {
+                scenario: name,
+                status: Status::NotApplicable(reason.into()),
+            });
+        }
+    }
+}
+
+fn err(e: Error) -> String {
+    format!("unexpected error: {e}")
+}
+
+/// Worst relative error `|a - b| / max(1, |b|)`; infinite on a length mismatch or NaN.
+fn rel(got: &[f64], want: &[f64]) -> f64 {
+    if got.len() != want.len() {
+        return f64::INFINITY;
+    }
+    got.iter().zip(want).fold(0.0, |m: f64, (a, b)| {
+        let e = (a - b).abs() / b.abs().max(1.0);
+        if e.is_nan() {
+            f64::INFINITY
+        } else {
+            m.max(e)
+        }
+    })
+}
+
+/// Elements in logical (row-major) order, whatever the memory layout.
+fn elements(a: &Array2<f64>) -> Vec<f64> {
+    a.iter().copied().collect()
+}
+
+fn rel1(got: f64, want: f64) -> f64 {
+    rel(&[got], &[want])
+}
+
+fn expect_shape_error<T>(r: difi_core::Result<T>) -> Check {
+    match r {
+        Err(Error::PreparedShapeMismatch { argument: 1, .. }) => Ok(0.0),
+        Err(e) => Err(format!(
+            "expected PreparedShapeMismatch for argument 1, got: {e}"
+        )),
+        Ok(_) => Err("a prepared call with another shape succeeded".into()),
+    }
+}
+
+const X6: [f64; 6] = [0.5, -0.3, 0.8, 1.1, -0.6, 0.2];
+const X4: [f64; 4] = [0.4, -0.7, 1.3, 0.2];
+
+/// A derived struct input.
+#[derive(Clone, Debug, PartialEq, difi_derive::Differentiable)]
+#[difi(crate = "difi_core")]
+pub struct Particle<T> {
+    /// Position.
+    pub x: T,
+    /// Velocity.
+    pub v: T,
+    /// Weights.
+    pub w: Vec<T>,
+}
+
+fn particle_energy<T: Real>(p: &Particle<T>) -> T {
+    p.x * p.v + p.w.iter().fold(T::zero(), |s, &w| s + w * w) * p.x
+}
+
+fn mixed<T: Real>(a: &[T], c: T, b: &[T]) -> T {
+    a.iter().zip(b).fold(T::zero(), |s, (&x, &y)| s + x * x * y) * c
+}
+
+/// y = a ⊙ b, recording which inputs each pullback and pushforward was asked about.
+#[derive(Clone, Default)]
+struct MaskProbe {
+    asked: Arc<Mutex<Vec<Vec<bool>>>>,
+}
+
+impl Rule for MaskProbe {
+    type Saved<T: Real> = (ArrayD<T>, ArrayD<T>);
+    fn forward<T: Real>(
+        &self,
+        x: &[ArrayViewD<'_, T>],
+        _a: &[bool],
+    ) -> (Vec<ArrayD<T>>, Self::Saved<T>) {
+        (vec![&x[0] * &x[1]], (x[0].to_owned(), x[1].to_owned()))
+    }
+    fn pullback<T: Real>(
+        &self,
+        s: &Self::Saved<T>,
+        ct: &[ArrayViewD<'_, T>],
+        n: &[bool],
+    ) -> Vec<Option<ArrayD<T>>> {
+        self.asked.lock().unwrap().push(n.to_vec());
+        vec![n[0].then(|| &ct[0] * &s.1), n[1].then(|| &ct[0] * &s.0)]
+    }
+    fn pushforward<T: Real>(
+        &self,
+        s: &Self::Saved<T>,
+        t: &[Option<ArrayViewD<'_, T>>],
+    ) -> Option<Vec<ArrayD<T>>> {
+        self.asked
+            .lock()
+            .unwrap()
+            .push(t.iter().map(Option::is_some).collect());
+        let mut out = ArrayD::zeros(s.0.raw_dim());
+        if let Some(da) = &t[0] {
+            out = out + da * &s.1;
+        }
+        if let Some(db) = &t[1] {
+            out = out + db * &s.0;
+        }
+        Some(vec![out])
+    }
+}
+
+#[derive(Clone)]
+struct Double;
+impl Hook for Double {
+    fn cotangent<T: Real>(&self, ct: T) -> T {
+        ct * T::constant(2.0)
+    }
+}
+
+#[derive(Clone)]
+struct Steps;
+impl Segment for Steps {
+    fn eval<T: Real>(&self, x: &[T]) -> Vec<T> {
+        let mut t = x[0];
+        for _ in 0..20 {
+            t = (t.cos() + x[1]).sin();
+        }
+        vec![t * x[1], t]
+    }
+}
+
+/// Runs every first-order scenario whose name contains `filter` (all when empty).
+pub fn run_first_order<B: Backend>(b: &B, profile: &Profile, filter: &str) -> Vec<Outcome> {
+    let mut r = Runner {
+        filter,
+        outcomes: Vec::new(),
+    };
+    let tol = profile.first_order_tolerance;
+    let deriving = B::Tracer::<f64>::is_deriving();
+    let fd = FiniteDifferences::default();
+
+    // ---- scalar → scalar ----
+    for f in ScalarFn::ALL {
+        let x0 = f.point();
+        let (d1, _) = f.derivatives(x0);
+        let func = |x| f.eval(x);
+        r.run(format!("scalar/{f:?}/derivative"), tol, || {
+            let (y, d) = b.value_and_derivative(func, Active(x0)).map_err(err)?;
+            let d2 = b.derivative(func, Active(x0)).map_err(err)?;
+            Ok(rel1(y, f.eval(x0)).max(rel1(d, d1)).max(rel1(d2, d1)))
+        });
+        r.run(format!("scalar/{f:?}/derivative/prepared"), tol, || {
+            let prep = b.prepare_derivative(Active(x0 + 0.1));
+            let d = prep.derivative(func, Active(x0)).map_err(err)?;
+            let (y, d2) = prep.value_and_derivative(func, Active(x0)).map_err(err)?;
+            expect_shape_error(prep.derivative(|x: [_; 2]| f.eval(x[0]), Active([x0, x0])))?;
+            Ok(rel1(d, d1).max(rel1(d2, d1)).max(rel1(y, f.eval(x0))))
+        });
+    }
+
+    // ---- vector → scalar ----
+    for f in VectorFn::ALL {
+        let x = X6.to_vec();
+        let (want, tolerance) = match f.analytic(&x) {
+            Some((g, _)) => (g, tol),
+            None => (
+                fd.gradient(|x: Vec<f64>| f.eval(&x), Active(&x))
+                    .expect("FD reference"),
+                tol.max(FD_REFERENCE),
+            ),
+        };
+        let func = |x: Vec<_>| f.eval(&x);
+        r.run(format!("vector/{f:?}/gradient"), tolerance, || {
+            let before = x.clone();
+            let (y, g) = b.value_and_gradient(func, Active(&x)).map_err(err)?;
+            let g2 = b.gradient(func, Active(&x)).map_err(err)?;
+            if x != before {
+                return Err("the input changed".into());
+            }
+            Ok(rel1(y, f.eval(&x)).max(rel(&g, &want)).max(rel(&g2, &want)))
+        });
+        r.run(format!("vector/{f:?}/gradient/prepared"), tolerance, || {
+            let elsewhere: Vec<f64> = x.iter().map(|v| v * 0.9 + 0.05).collect();
+            let mut prep = b.prepare_gradient(func, Active(&elsewhere)).map_err(err)?;
+            let g1 = prep.gradient(func, Active(&x)).map_err(err)?;
+            let (y, g2) = prep.value_and_gradient(func, Active(&x)).map_err(err)?;
+            expect_shape_error(prep.gradient(func, Active(&vec![0.1; 7])))?;
+            Ok(rel(&g1, &want)
+                .max(rel(&g2, &want))
+                .max(rel1(y, f.eval(&x))))
+        });
+    }
+
+    // ---- vector → vector ----
+    for f in VectorVectorFn::ALL {
+        let x = X4.to_vec();
+        let jac = f.jacobian(&x);
+        let y0 = f.eval(&x);
+        let func = |x: Vec<_>| f.eval(&x);
+        r.run(format!("vector-vector/{f:?}/jacobian"), tol, || {
+            let (y, j) = b.value_and_jacobian(func, Active(&x)).map_err(err)?;
+            let j2 = b.jacobian(func, Active(&x)).map_err(err)?;
+            let flat = jac.as_slice().unwrap();
+            Ok(rel(&y, &y0)
+                .max(rel(&elements(&j), flat))
+                .max(rel(&elements(&j2), flat)))
+        });
+        r.run(format!("vector-vector/{f:?}/pullback"), tol, || {
+            let (y, pb) = b.pullback(func, Active(&x)).map_err(err)?;
+            let mut worst = rel(&y, &y0);
+            let m = y0.len();
+            // Two different seeds, each applied twice: one forward pass, many reverse passes.
+            let seeds = [
+                (0..m).map(|i| (i == 0) as u8 as f64).collect::<Vec<_>>(),
+                (0..m).map(|i| 1.0 - 0.3 * i as f64).collect(),
+            ];
+            for seed in &seeds {
+                let want = jac.t().dot(&Array1::from(seed.clone())).to_vec();
+                for _ in 0..2 {
+                    worst = worst.max(rel(&pb.apply(seed).map_err(err)?, &want));
+                }
+            }
+            match pb.apply(&vec![1.0; m + 1]) {
+                Err(Error::SeedShape { .. }) => Ok(worst),
+                other => Err(format!(
+                    "a seed of the wrong length gave {:?}",
+                    other.map(|_| ())
+                )),
+            }
+        });
+        r.run(format!("vector-vector/{f:?}/pushforward"), tol, || {
+            let v = vec![1.0, -1.0, 0.5, 2.0];
+            let want = jac.dot(&Array1::from(v.clone())).to_vec();
+            let (y, t) = b.value_and_pushforward(func, Active(&x), &v).map_err(err)?;
+            let t2 = b.pushforward(func, Active(&x), &v).map_err(err)?;
+            Ok(rel(&y, &y0).max(rel(&t, &want)).max(rel(&t2, &want)))
+        });
+        r.run(format!("vector-vector/{f:?}/prepared"), tol, || {
+            let elsewhere: Vec<f64> = x.iter().map(|v| v + 0.1).collect();
+            let flat = jac.as_slice().unwrap();
+            let pj = b.prepare_jacobian(Active(&elsewhere));
+            let mut worst = 0.0_f64;
+            for _ in 0..2 {
+                let j = pj.jacobian(func, Active(&x)).map_err(err)?;
+                worst = worst.max(rel(&elements(&j), flat));
+            }
+            expect_shape_error(pj.jacobian(func, Active(&vec![0.0; 5])))?;
+            let pp = b.prepare_pullback(Active(&elsewhere));
+            let (_, pb) = pp.pullback(func, Active(&x)).map_err(err)?;
+            let seed: Vec<f64> = vec![1.0; y0.len()];
+            let want = jac.t().dot(&Array1::from(seed.clone())).to_vec();
+            worst = worst.max(rel(&pb.apply(&seed).map_err(err)?, &want));
+            expect_shape_error(pp.pullback(func, Active(&vec![0.0; 3])).map(|_| ()))?;
+            let pf = b.prepare_pushforward(Active(&elsewhere));
+            let v = vec![0.5; 4];
+            let want = jac.dot(&Array1::from(v.clone())).to_vec();
+            for _ in 0..2 {
+                worst = worst.max(rel(
+                    &pf.pushforward(func, Active(&x), &v).map_err(err)?,
+                    &want,
+                ));
+            }
+            expect_shape_error(pf.pushforward(func, Active(&vec![0.0; 3]), &vec![0.0; 3]))?;
+            Ok(worst)
+        });
+    }
+
+    // ---- matrix in, matrix out ----
+    let a = Array2::from_shape_fn((2, 3), |(i, j)| 0.3 * i as f64 - 0.2 * j as f64 + 0.1);
+    r.run("matrix/map/jacobian".into(), tol, || {
+        let (y, j) = b
+            .value_and_jacobian(|a: Array2<_>| matrix_map(&a), Active(&a))
+            .map_err(err)?;
+        let want = matrix_map_jacobian(&a);
+        Ok(
+            rel(y.as_slice().unwrap(), matrix_map(&a).as_slice().unwrap())
+                .max(rel(&elements(&j), want.as_slice().unwrap())),
+        )
+    });
+    r.run("matrix/map/pullback".into(), tol, || {
+        let (_, pb) = b
+            .pullback(|a: Array2<_>| matrix_map(&a), Active(&a))
+            .map_err(err)?;
+        let seed = Array2::from_shape_fn((2, 3), |(i, j)| (i + j) as f64);
+        let g = pb.apply(&seed).map_err(err)?;
+        if g.shape() != [2, 3] {
+            return Err(format!(
+                "cotangent has shape {:?}, the input [2, 3]",
+                g.shape()
+            ));
+        }
+        let want = matrix_map_jacobian(&a)
+            .t()
+            .dot(&Array1::from_iter(seed.iter().copied()));
+        Ok(rel(
+            &g.iter().copied().collect::<Vec<_>>(),
+            want.as_slice().unwrap(),
+        ))
+    });
+
+    // ---- a derived struct ----
+    r.run("struct/particle/gradient".into(), tol, || {
+        let p = Particle {
+            x: 2.0,
+            v: 3.0,
+            w: vec![1.0, -0.5],
+        };
+        let g: Particle<f64> = b
+            .gradient(|p| particle_energy(&p), Active(&p))
+            .map_err(err)?;
+        // d/dx = v + |w|², d/dv = x, d/dw = 2 w x
+        Ok(rel(&[g.x, g.v], &[3.0 + 1.25, 2.0]).max(rel(&g.w, &[4.0, -2.0])))
+    });
+
+    // ---- mixed activity ----
+    let (ma, mc, mb) = (vec![1.0, 2.0], 3.0, vec![4.0, 5.0]);
+    let mixed_fn = |(a, c, bb): (Vec<_>, _, Vec<_>)| mixed(&a, c, &bb);
+    r.run("mixed/active-const-active/gradient".into(), tol, || {
+        let (y, (ga, NoTangent, gb)) = b
+            .value_and_gradient(mixed_fn, (Active(&ma), Const(mc), Active(&mb)))
+            .map_err(err)?;
+        Ok(rel1(y, mixed(&ma, mc, &mb))
+            .max(rel(&ga, &[24.0, 60.0]))
+            .max(rel(&gb, &[3.0, 12.0])))
+    });
+    r.run("mixed/all-const/gradient".into(), tol, || {
+        let (y, (NoTangent, NoTangent, NoTangent)) = b
+            .value_and_gradient(mixed_fn, (Const(&ma), Const(mc), Const(&mb)))
+            .map_err(err)?;
+        Ok(rel1(y, mixed(&ma, mc, &mb)))
+    });
+
+    // ---- edges ----
+    let sum_squares = |x: Vec<_>| VectorFn::SumSquares.eval(&x);
+    r.run("edge/empty/gradient".into(), tol, || {
+        let (y, g) = b
+            .value_and_gradient(sum_squares, Active(&Vec::<f64>::new()))
+            .map_err(err)?;
+        if !g.is_empty() {
+            return Err(format!("gradient of an empty input has length {}", g.len()));
+        }
+        Ok(rel1(y, 0.0))
+    });
+    r.run("edge/one-element/gradient".into(), tol, || {
+        let g = b.gradient(sum_squares, Active(&vec![0.3])).map_err(err)?;
+        Ok(rel(&g, &[0.6]))
+    });
+    if profile.reverse {
+        r.run("edge/n=100000/gradient".into(), tol, || {
+            let x: Vec<f64> = (0..100_000).map(|i| (i as f64 * 1e-3).sin()).collect();
+            let g = b.gradient(sum_squares, Active(&x)).map_err(err)?;
+            Ok(rel(&g, &x.iter().map(|v| 2.0 * v).collect::<Vec<_>>()))
+        });
+    } else {
+        r.not_applicable(
+            "edge/n=100000/gradient".into(),
+            "gradients cost n evaluations or passes here",
+        );
+    }
+
+    // ---- probes: Const inputs are never asked for ----
+    let (u, v) = (
+        arr1(&[1.0, 2.0, 3.0]).into_dyn(),
+        arr1(&[4.0, 5.0, 6.0]).into_dyn(),
+    );
+    {
+        let probe = MaskProbe::default();
+        let f = |(u, v): (ArrayD<_>, ArrayD<_>)| apply(&probe, &[u.view(), v.view()])[0].sum();
+        let name = "probe/rule-mask/const-never-asked".to_string();
+        let mut result = None;
+        r.run(name.clone(), tol, || {
+            let (gu, NoTangent) = b.gradient(f, (Active(&u), Const(&v))).map_err(err)?;
+            let asked = probe.asked.lock().unwrap().clone();
+            if asked.iter().any(|m| m[1]) {
+                return Err(format!(
+                    "the Const input was asked for a derivative: {asked:?}"
+                ));
+            }
+            result = Some(asked.is_empty());
+            Ok(rel(gu.as_slice().unwrap(), v.as_slice().unwrap()))
+        });
+        if result == Some(true) {
+            r.outcomes.pop();
+            r.not_applicable(name, "the engine differentiates the rule's forward code, never its pullback or pushforward");
+        }
+    }
+    {
+        let rule = FftConv::new();
+        let (cu, cv) = (
+            Array3::from_shape_fn((4, 3, 2), |(i, j, k)| (i + 2 * j + 3 * k) as f64 * 0.1)
+                .into_dyn(),
+            Array3::from_shape_fn((4, 3, 2), |(i, j, k)| ((i * j) as f64 - k as f64) * 0.2)
+                .into_dyn(),
+        );
+        let f = |(u, v): (ArrayD<_>, ArrayD<_>)| conv(&rule, u.view(), v.view()).unwrap().sum();
+        let name = "probe/conv/cotangents-computed".to_string();
+        let mut skipped = false;
+        r.run(name.clone(), tol, || {
+            // d/du Σ conv(u, v) = Σ v everywhere, and symmetrically for v.
+            let (su, sv) = (cu.sum(), cv.sum());
+            rule.reset();
+            let (gu, NoTangent) = b.gradient(f, (Active(&cu), Const(&cv))).map_err(err)?;
+            let one = rule.stats();
+            rule.reset();
+            let (gu2, gv) = b.gradient(f, (Active(&cu), Active(&cv))).map_err(err)?;
+            let two = rule.stats();
+            if one.pullback_calls == 0 {
+                skipped = true;
+                return Ok(0.0);
+            }
+            if one.cotangents != 1 || two.cotangents != 2 {
+                return Err(format!(
+                    "cotangents computed: {} with v Const (want 1), {} with both active (want 2)",
+                    one.cotangents, two.cotangents
+                ));
+            }
+            Ok(gu
+                .iter()
+                .chain(gu2.iter())
+                .fold(0.0, |m: f64, &g| m.max(rel1(g, sv)))
+                .max(gv.iter().fold(0.0, |m: f64, &g| m.max(rel1(g, su)))))
+        });
+        if skipped {
+            r.outcomes.pop();
+            r.not_applicable(name, "the engine never calls rule pullbacks");
+        }
+    }
+
+    // ---- nesting and perturbation confusion ----
+    r.run(
+        "nested/perturbation-confusion/x*y".into(),
+        tol.max(FD_SECOND_REFERENCE * (!deriving) as u8 as f64),
+        || {
+            let d = b
+                .derivative(
+                    |x| {
+                        let inner = b
+                            .derivative(
+                                |(x, y)| x * y,
+                                (Const(x), Active(<B::Tracer<f64> as Real>::constant(3.0))),
+                            )
+                            .expect("inner derivative");
+                        x * inner
+                    },
+                    Active(4.0),
+                )
+                .map_err(err)?;
+            Ok(rel1(d, 8.0))
+        },
+    );
+    r.run(
+        "nested/perturbation-confusion/x+y".into(),
+        tol.max(FD_SECOND_REFERENCE * (!deriving) as u8 as f64),
+        || {
+            let d = b
+                .derivative(
+                    |x| {
+                        let inner = b
+                            .derivative(
+                                |(x, y)| x + y,
+                                (Const(x), Active(<B::Tracer<f64> as Real>::constant(3.0))),
+                            )
+                            .expect("inner derivative");
+                        x * inner
+                    },
+                    Active(4.0),
+                )
+                .map_err(err)?;
+            Ok(rel1(d, 1.0))
+        },
+    );
+    r.run(
+        "nested/gradient-of-gradient".into(),
+        tol.max(FD_SECOND_REFERENCE * (!deriving) as u8 as f64),
+        || {
+            let x = vec![0.3, -0.4, 0.8];
+            let h = b
+                .jacobian(
+                    |x: Vec<_>| {
+                        b.gradient(|y: Vec<_>| VectorFn::Rosenbrock.eval(&y), Active(&x))
+                            .expect("inner gradient")
+                    },
+                    Active(&x),
+                )
+                .map_err(err)?;
+            let (_, want) = VectorFn::Rosenbrock.analytic(&x).unwrap();
+            Ok(rel(&elements(&h), want.as_slice().unwrap()))
+        },
+    );
+
+    // ---- stop_gradient, hook, checkpoint, reflection ----
+    if deriving {
+        r.run("feature/stop_gradient".into(), tol, || {
+            let g = b
+                .gradient(
+                    |x: Vec<_>| x[0] * x[1].stop_gradient(),
+                    Active(&vec![3.0, 5.0]),
+                )
+                .map_err(err)?;
+            Ok(rel(&g, &[5.0, 0.0]))
+        });
+        r.run("feature/nest_level".into(), tol, || {
+            let level = Mutex::new((0, 0, false));
+            b.gradient(
+                |x: Vec<_>| {
+                    let inner = b
+                        .gradient(
+                            |y: Vec<_>| {
+                                level.lock().unwrap().1 = nest_level_of(&y);
+                                y[0] * y[0]
+                            },
+                            Active(&x),
+                        )
+                        .expect("inner gradient");
+                    let mut l = level.lock().unwrap();
+                    l.0 = nest_level_of(&x);
+                    l.2 = is_deriving_of(&x);
+                    inner[0]
+                },
+                Active(&vec![1.0]),
+            )
+            .map_err(err)?;
+            let (outer, inner, deriving) = *level.lock().unwrap();
+            if (outer, inner, deriving) != (1, 2, true) {
+                return Err(format!("nest_level {outer} outside, {inner} inside, is_deriving {deriving}; want 1, 2, true"));
+            }
+            Ok(0.0)
+        });
+    } else {
+        for name in ["feature/stop_gradient", "feature/nest_level"] {
+            r.not_applicable(
+                name.into(),
+                "the engine evaluates plain numbers: no tracer to stop or inspect",
+            );
+        }
+    }
+    if deriving && profile.reverse {
+        r.run("feature/hook".into(), tol, || {
+            let g = b
+                .gradient(
+                    |x: Vec<_>| x[0].hook(Double) * x[1] + x[0],
+                    Active(&vec![3.0, 5.0]),
+                )
+                .map_err(err)?;
+            Ok(rel(&g, &[2.0 * 5.0 + 1.0, 3.0]))
+        });
+    } else {
+        r.not_applicable(
+            "feature/hook".into(),
+            "hooks act on cotangents; this engine has none",
+        );
+    }
+    r.run("feature/checkpoint".into(), tol.max(FD_REFERENCE), || {
+        let x = vec![0.3, 0.7];
+        let g = b
+            .gradient(
+                |x: Vec<_>| {
+                    let y = checkpoint(&Steps, &x);
+                    y[0] + y[1]
+                },
+                Active(&x),
+            )
+            .map_err(err)?;
+        let want = fd
+            .gradient(
+                |x: Vec<f64>| {
+                    let y = Steps.eval(&x);
+                    y[0] + y[1]
+                },
+                Active(&x),
+            )
+            .expect("FD");
+        Ok(rel(&g, &want))
+    });
+
+    r.outcomes
+}
+
+fn nest_level_of<T: Real>(_: &[T]) -> usize {
+    T::nest_level()
+}
+
+fn is_deriving_of<T: Real>(_: &[T]) -> bool {
+    T::is_deriving()
+}
+
+/// Runs every second-order scenario whose name contains `filter`.
+pub fn run_second_order<B: SecondOrder>(b: &B, profile: &Profile, filter: &str) -> Vec<Outcome> {
+    let mut r = Runner {
+        filter,
+        outcomes: Vec::new(),
+    };
+    let tol = profile.second_order_tolerance;
+    let fd = FiniteDifferences::default();
+
+    for f in ScalarFn::ALL {
+        let x0 = f.point();
+        let (d1, d2) = f.derivatives(x0);
+        let func = |x| f.eval(x);
+        r.run(format!("scalar/{f:?}/second_derivative"), tol, || {
+            let (y, d, dd) = b
+                .value_derivative_and_second_derivative(func, Active(x0))
+                .map_err(err)?;
+            let dd2 = b.second_derivative(func, Active(x0)).map_err(err)?;
+            Ok(rel1(y, f.eval(x0))
+                .max(rel1(d, d1))
+                .max(rel1(dd, d2))
+                .max(rel1(dd2, d2)))
+        });
+        r.run(
+            format!("scalar/{f:?}/second_derivative/prepared"),
+            tol,
+            || {
+                let prep = b.prepare_second_derivative(Active(x0 + 0.1));
+                let a = prep.second_derivative(func, Active(x0)).map_err(err)?;
+                let (_, _, c) = prep
+                    .value_derivative_and_second_derivative(func, Active(x0))
+                    .map_err(err)?;
+                expect_shape_error(
+                    prep.second_derivative(|x: [_; 2]| f.eval(x[0]), Active([x0, x0])),
+                )?;
+                Ok(rel1(a, d2).max(rel1(c, d2)))
+            },
+        );
+    }
+
+    for f in VectorFn::ALL {
+        let x = X6.to_vec();
+        let (grad, hess, tolerance) = match f.analytic(&x) {
+            Some((g, h)) => (g, h, tol),
+            None => {
+                let g = fd
+                    .gradient(|x: Vec<f64>| f.eval(&x), Active(&x))
+                    .expect("FD");
+                let h = fd
+                    .hessian(|x: Vec<f64>| f.eval(&x), Active(&x))
+                    .expect("FD");
+                (g, h, tol.max(FD_SECOND_REFERENCE))
+            }
+        };
+        let flat = hess.as_slice().unwrap().to_vec();
+        let func_h = |x: Vec<_>| f.eval(&x);
+        let func_v = |x: Vec<_>| f.eval(&x);
+        let v: Vec<f64> = (0..6).map(|i| 1.0 - 0.25 * i as f64).collect();
+        let hv = hess.dot(&Array1::from(v.clone())).to_vec();
+        r.run(format!("vector/{f:?}/hessian"), tolerance, || {
+            let (y, g, h) = b
+                .value_gradient_and_hessian(func_h, Active(&x))
+                .map_err(err)?;
+            let h2 = b.hessian(func_h, Active(&x)).map_err(err)?;
+            Ok(rel1(y, f.eval(&x))
+                .max(rel(&g, &grad))
+                .max(rel(&elements(&h), &flat))
+                .max(rel(&elements(&h2), &flat)))
+        });
+        r.run(format!("vector/{f:?}/hvp"), tolerance, || {
+            let (g, h) = b.gradient_and_hvp(func_v, Active(&x), &v).map_err(err)?;
+            let h2 = b.hvp(func_v, Active(&x), &v).map_err(err)?;
+            Ok(rel(&g, &grad).max(rel(&h, &hv)).max(rel(&h2, &hv)))
+        });
+        r.run(
+            format!("vector/{f:?}/second-order/prepared"),
+            tolerance,
+            || {
+                let elsewhere: Vec<f64> = x.iter().map(|v| v * 0.9 + 0.05).collect();
+                let ph = b.prepare_hessian(Active(&elsewhere));
+                let pv = b.prepare_hvp(Active(&elsewhere));
+                let mut worst = 0.0_f64;
+                for _ in 0..2 {
+                    let h = ph.hessian(func_h, Active(&x)).map_err(err)?;
+                    worst = worst.max(rel(&elements(&h), &flat));
+                    worst = worst.max(rel(&pv.hvp(func_v, Active(&x), &v).map_err(err)?, &hv));
+                }
+                expect_shape_error(ph.hessian(func_h, Active(&vec![0.0; 7])))?;
+                expect_shape_error(pv.hvp(func_v, Active(&vec![0.0; 7]), &vec![0.0; 7]))?;
+                Ok(worst)
+            },
+        );
+    }
+
+    r.run("mixed/active-const-active/hessian".into(), tol, || {
+        let f = |(a, c, bb): (Vec<_>, _, Vec<_>)| mixed(&a, c, &bb);
+        let h = b
+            .hessian(
+                f,
+                (Active(&vec![1.0, 2.0]), Const(3.0), Active(&vec![4.0, 5.0])),
+            )
+            .map_err(err)?;
+        // H_aa = 2c diag(b), H_ab = 2c diag(a), H_bb = 0, over (a0, a1, b0, b1).
+        let want = [
+            24.0, 0.0, 6.0, 0.0, 0.0, 30.0, 0.0, 12.0, 6.0, 0.0, 0.0, 0.0, 0.0, 12.0, 0.0, 0.0,
+        ];
+        Ok(rel(&elements(&h), &want))
+    });
+
+    r.outcomes
+}
