@@ -5,8 +5,17 @@
 //!
 //! Library authors depend on `difi` with no features and write `fn f<B: Backend>(b: &B)`.
 //! Applications enable engines (`difi = { features = ["tape", "forward"] }`) and use
-//! [`DefaultBackend`]. Without engine features, [`DefaultBackend`] is
-//! [`FiniteDifferences`].
+//! [`DefaultBackend`]:
+//!
+//! | features          | `DefaultBackend`                          |
+//! |-------------------|-------------------------------------------|
+//! | `tape`, `forward` | `ForwardOverReverse<Tape>` (all operators) |
+//! | `tape`            | `Tape` (first order)                       |
+//! | `forward`         | `Forward<8>` (first order)                 |
+//! | none              | [`FiniteDifferences`]                      |
+//!
+//! The engines are re-exported as [`tape`], [`forward`] and custom FFT rules as [`fft`] when
+//! their features are on.
 //!
 //! ```
 //! use difi::{Active, Backend, Const, NoTangent, Real};
@@ -26,7 +35,24 @@ pub use difi_core::*;
 /// `#[derive(Differentiable)]` for structs generic over their scalar.
 pub use difi_derive::Differentiable;
 
+#[cfg(feature = "fft")]
+pub use difi_fft as fft;
+#[cfg(feature = "forward")]
+pub use difi_forward as forward;
+#[cfg(feature = "tape")]
+pub use difi_tape as tape;
+
 /// The backend applications get from the enabled engine features.
+#[cfg(all(feature = "tape", feature = "forward"))]
+pub type DefaultBackend = difi_forward::ForwardOverReverse<difi_tape::Tape>;
+/// The backend applications get from the enabled engine features.
+#[cfg(all(feature = "tape", not(feature = "forward")))]
+pub type DefaultBackend = difi_tape::Tape;
+/// The backend applications get from the enabled engine features.
+#[cfg(all(feature = "forward", not(feature = "tape")))]
+pub type DefaultBackend = difi_forward::Forward;
+/// The backend applications get from the enabled engine features.
+#[cfg(not(any(feature = "tape", feature = "forward")))]
 pub type DefaultBackend = difi_core::FiniteDifferences;
 
 /// The README's example, compiled and run as a doctest.
