@@ -4,8 +4,11 @@ use std::cell::{Cell, RefCell};
 
 use difi_core::{Args, Backend, Embed, Error, Identity, Output, Pullback, Real, Result, Shape};
 
-use crate::tape::{self, begin, sweep, Op, RecordingGuard, TapeData, MAX_NODES, NO_INDEX};
+use crate::tape::{
+    self, begin, sweep, sweep_cone, Op, RecordingGuard, TapeData, MAX_NODES, NO_INDEX,
+};
 use crate::var::Var;
+use ndarray::Array2;
 
 /// Reverse mode on a per-thread Wengert list of compact records.
 ///
@@ -110,6 +113,12 @@ impl<S: Real> TapePullback<S> {
         }
         sweep(&self.data, &mut adj)?;
         Ok(self.inputs.iter().map(|&i| adj[i as usize]).collect())
+    }
+}
+
+impl<S: Real> Drop for TapePullback<S> {
+    fn drop(&mut self) {
+        tape::recycle(std::mem::replace(&mut self.data, TapeData::new()));
     }
 }
 
@@ -276,6 +285,42 @@ impl Backend for Tape {
         let mut it = outs.iter();
         let value = y.rebuild(&mut || it.next().expect("output count").value);
         Ok((value, pullback))
+    }
+
+    /// One recording; each row sweeps only its output's dependency cone, so a row costs what
+    /// that output depends on, not the rows recorded before it.
+    fn jacobian_at<S, A, Y, F>(&self, f: &F, args: &A) -> Result<(Y::Of<S>, Array2<S>)>
+    where
+        S: Real,
+        A: Args<Scalar = S>,
+        Y: Output<Var<S>>,
+        F: Fn(A::Traced<Var<S>>) -> Y,
+    {
+        let (value, pb) = self.record(f, args, Identity)?;
+        let (m, n) = (pb.outputs.len(), pb.inputs.len());
+        let mut jac = Array2::zeros((m, n));
+        let mut adj = vec![S::zero(); pb.data.nodes.len()];
+        let mut pending = vec![false; pb.data.nodes.len()];
+        // Column of each input node.
+        let mut column = vec![usize::MAX; pb.data.nodes.len()];
+        for (c, &i) in pb.inputs.iter().enumerate() {
+            column[i as usize] = c;
+        }
+        for (row, &o) in pb.outputs.iter().enumerate() {
+            if o == NO_INDEX {
+                continue;
+            }
+            adj[o as usize] = S::one();
+            let touched = sweep_cone(&pb.data, &mut adj, &mut pending, &[o])?;
+            for i in touched {
+                let c = column[i as usize];
+                if c != usize::MAX {
+                    jac[[row, c]] += adj[i as usize];
+                }
+                adj[i as usize] = S::zero();
+            }
+        }
+        Ok((value, jac))
     }
 
     fn prepare_gradient_state<S, A, F>(&self, f: &F, args: &A) -> Result<Replay<S>>

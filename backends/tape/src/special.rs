@@ -75,6 +75,9 @@ struct SumNode {
 }
 
 impl<S: Real> Special<S> for SumNode {
+    fn operands(&self, out: &mut Vec<u32>) {
+        out.extend(&self.refs);
+    }
     fn num_outputs(&self) -> usize {
         1
     }
@@ -118,6 +121,9 @@ struct DotNode {
 }
 
 impl<S: Real> Special<S> for DotNode {
+    fn operands(&self, out: &mut Vec<u32>) {
+        out.extend(self.a.iter().chain(&self.b));
+    }
     fn num_outputs(&self) -> usize {
         1
     }
@@ -179,6 +185,9 @@ struct MatMulNode {
 }
 
 impl<S: Real> Special<S> for MatMulNode {
+    fn operands(&self, out: &mut Vec<u32>) {
+        out.extend(self.a.iter().chain(&self.b));
+    }
     fn num_outputs(&self) -> usize {
         self.m * self.n
     }
@@ -292,6 +301,9 @@ struct RuleNode<R: Rule, S: Real> {
 }
 
 impl<R: Rule, S: Real> Special<S> for RuleNode<R, S> {
+    fn operands(&self, out: &mut Vec<u32>) {
+        self.inputs.iter().for_each(|r| out.extend(r));
+    }
     fn num_outputs(&self) -> usize {
         self.output_shapes
             .iter()
@@ -419,6 +431,9 @@ struct HookNode<H> {
 }
 
 impl<S: Real, H: Hook> Special<S> for HookNode<H> {
+    fn operands(&self, out: &mut Vec<u32>) {
+        out.push(self.input);
+    }
     fn num_outputs(&self) -> usize {
         1
     }
@@ -448,6 +463,9 @@ struct CheckpointNode<C> {
 }
 
 impl<S: Real, C: Segment> Special<S> for CheckpointNode<C> {
+    fn operands(&self, out: &mut Vec<u32>) {
+        out.extend(&self.inputs);
+    }
     fn num_outputs(&self) -> usize {
         self.outputs
     }

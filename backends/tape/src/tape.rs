@@ -84,6 +84,8 @@ pub(crate) trait Special<S: Real>: Send {
     fn pullback(&self, values: &[S], consts: &[S], out_adj: &[S], adj: &mut [S]) -> Result<()>;
     /// Recomputes the outputs from (new) values; `None` if this node cannot be replayed.
     fn replay(&self, values: &[S], consts: &[S]) -> Option<Vec<S>>;
+    /// The operand references its pullback may add to.
+    fn operands(&self, out: &mut Vec<u32>);
 }
 
 /// A comparison made on tracers while recording.
@@ -108,7 +110,7 @@ pub(crate) struct TapeData<S: Real> {
 }
 
 impl<S: Real> TapeData<S> {
-    pub fn new() -> Self {
+    pub const fn new() -> Self {
         TapeData {
             epoch: 0,
             recording: false,
@@ -179,7 +181,7 @@ fn accumulate<S: Real>(adj: &mut [S], r: u32, g: S) {
 }
 
 thread_local! {
-    static TAPE_F64: RefCell<TapeData<f64>> = RefCell::new(TapeData::new());
+    static TAPE_F64: RefCell<TapeData<f64>> = const { RefCell::new(TapeData::new()) };
     static TAPES: RefCell<Vec<(TypeId, Box<dyn Any>)>> = const { RefCell::new(Vec::new()) };
 }
 
@@ -229,7 +231,13 @@ pub(crate) fn begin<S: Real>(max_nodes: usize) -> Result<u32> {
         if epoch == 0 {
             epoch = NEXT_EPOCH.fetch_add(1, AtomicOrdering::Relaxed);
         }
-        *t = TapeData::new();
+        // Keep the buffers a dropped recording gave back: no allocation, no page faults.
+        t.nodes.clear();
+        t.values.clear();
+        t.consts.clear();
+        t.specials.clear();
+        t.guards.clear();
+        t.error = None;
         t.epoch = epoch;
         t.recording = true;
         t.max_nodes = max_nodes.min(MAX_NODES);
@@ -244,6 +252,36 @@ pub(crate) fn end<S: Real>() -> TapeData<S> {
         data.recording = false;
         data
     })
+}
+
+/// Gives a finished recording's buffers back to this thread's tape for `S`, unless a
+/// recording is running there or the thread is exiting.
+pub(crate) fn recycle<S: Real>(mut data: TapeData<S>) {
+    data.specials.clear();
+    let mut give = |t: &mut TapeData<S>| {
+        if !t.recording && t.nodes.capacity() < data.nodes.capacity() {
+            std::mem::swap(&mut t.nodes, &mut data.nodes);
+            std::mem::swap(&mut t.values, &mut data.values);
+            std::mem::swap(&mut t.consts, &mut data.consts);
+            std::mem::swap(&mut t.guards, &mut data.guards);
+        }
+    };
+    if TypeId::of::<S>() == TypeId::of::<f64>() {
+        let _ = TAPE_F64.try_with(|t| {
+            if let Ok(mut t) = t.try_borrow_mut() {
+                let t: &mut dyn Any = &mut *t;
+                give(t.downcast_mut::<TapeData<S>>().expect("TypeId matched"));
+            }
+        });
+    } else {
+        let _ = TAPES.try_with(|m| {
+            if let Ok(mut m) = m.try_borrow_mut() {
+                if let Some((_, t)) = m.iter_mut().find(|(id, _)| *id == TypeId::of::<S>()) {
+                    give(t.downcast_mut::<TapeData<S>>().expect("TypeId matched"));
+                }
+            }
+        });
+    }
 }
 
 /// Ends a recording on drop, so a panic in user code leaves the thread's tape usable.
@@ -276,10 +314,8 @@ impl<S: Real> Drop for RecordingGuard<S> {
 /// The reverse sweep: `adj` holds seeds on entry and all adjoints on exit.
 pub(crate) fn sweep<S: Real>(data: &TapeData<S>, adj: &mut [S]) -> Result<()> {
     let (values, consts) = (&data.values[..], &data.consts[..]);
-    let v = |r: u32| operand_value(values, consts, r);
-    let one = S::one();
     for i in (0..data.nodes.len()).rev() {
-        let Node { op, a, b } = data.nodes[i];
+        let Node { op, a, .. } = data.nodes[i];
         if matches!(op, Op::Input | Op::SpecialOutput) {
             continue;
         }
@@ -290,6 +326,19 @@ pub(crate) fn sweep<S: Real>(data: &TapeData<S>, adj: &mut [S]) -> Result<()> {
             s.pullback(values, consts, &tail[..m], head)?;
             continue;
         }
+        sweep_node(data, adj, i);
+    }
+    Ok(())
+}
+
+/// Propagates the adjoint of scalar node `i` to its operands.
+#[inline(always)]
+fn sweep_node<S: Real>(data: &TapeData<S>, adj: &mut [S], i: usize) {
+    let (values, consts) = (&data.values[..], &data.consts[..]);
+    let v = |r: u32| operand_value(values, consts, r);
+    let one = S::one();
+    let Node { op, a, b } = data.nodes[i];
+    {
         let g = adj[i];
         let y = values[i];
         match op {
@@ -421,7 +470,67 @@ pub(crate) fn sweep<S: Real>(data: &TapeData<S>, adj: &mut [S]) -> Result<()> {
             Op::Input | Op::SpecialOutput | Op::Special => unreachable!(),
         }
     }
-    Ok(())
+}
+
+/// The reverse sweep restricted to the dependency cone of the seeded nodes: nodes are visited
+/// from the highest pending index down, so a Jacobian row costs what its output depends on,
+/// not the whole tape. `adj` must be zero except at the seeds; on exit it is zero except at
+/// the returned touched indices.
+/// `pending` is scratch of the tape's length, all false on entry and on exit.
+pub(crate) fn sweep_cone<S: Real>(
+    data: &TapeData<S>,
+    adj: &mut [S],
+    pending: &mut Vec<bool>,
+    seeds: &[u32],
+) -> Result<Vec<u32>> {
+    use std::collections::BinaryHeap;
+    let mut heap: BinaryHeap<u32> = BinaryHeap::new();
+    let mut touched = Vec::new();
+    let mark = |r: u32, heap: &mut BinaryHeap<u32>, pending: &mut Vec<bool>| {
+        if r & CONST_BIT == 0 && !pending[r as usize] {
+            pending[r as usize] = true;
+            heap.push(r);
+        }
+    };
+    for &s in seeds {
+        mark(s, &mut heap, pending);
+    }
+    let mut operands = Vec::new();
+    while let Some(i) = heap.pop() {
+        touched.push(i);
+        let Node { op, a, b } = data.nodes[i as usize];
+        match op {
+            Op::Input => continue,
+            Op::SpecialOutput => {
+                mark(a, &mut heap, pending);
+                continue;
+            }
+            Op::Special => {
+                let sp = &data.specials[a as usize];
+                let m = sp.num_outputs();
+                let i = i as usize;
+                let (head, tail) = adj.split_at_mut(i + 1);
+                sp.pullback(&data.values, &data.consts, &tail[..m], head)?;
+                operands.clear();
+                sp.operands(&mut operands);
+                for &r in &operands {
+                    mark(r, &mut heap, pending);
+                }
+                continue;
+            }
+            _ => {}
+        }
+        // One scalar node: reuse the dense sweep's arithmetic on a one-node range.
+        sweep_node(data, adj, i as usize);
+        mark(a, &mut heap, pending);
+        if is_binary(op) {
+            mark(b, &mut heap, pending);
+        }
+    }
+    for &i in &touched {
+        pending[i as usize] = false;
+    }
+    Ok(touched)
 }
 
 /// Recomputes one scalar op's value from its operands.
