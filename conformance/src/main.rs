@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::ExitCode;
 
+use difi_closure::Closure;
 use difi_conformance::{
     run_first_order, run_second_order, Outcome, Profile, Status, WrongGradient,
 };
@@ -51,9 +52,20 @@ fn run_engine(name: &str, filter: &str) -> Option<Vec<Outcome>> {
             o
         }
         "tape" => first_order_only(run_first_order(&Tape::new(), &Profile::reverse(), filter)),
+        "closure" => first_order_only(run_first_order(
+            &Closure::default(),
+            &Profile::reverse(),
+            filter,
+        )),
         "forward" => first_order_only(run_first_order(&Forward::<8>, &Profile::forward(), filter)),
         "forward-over-reverse(tape)" => {
             let b = ForwardOverReverse::<Tape>::default();
+            let mut o = run_first_order(&b, &Profile::reverse(), filter);
+            o.extend(run_second_order(&b, &Profile::reverse(), filter));
+            o
+        }
+        "forward-over-reverse(closure)" => {
+            let b = ForwardOverReverse::<Closure>::default();
             let mut o = run_first_order(&b, &Profile::reverse(), filter);
             o.extend(run_second_order(&b, &Profile::reverse(), filter));
             o

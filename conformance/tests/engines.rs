@@ -1,5 +1,6 @@
 //! The suite against every engine of the workspace. A failure lists every failing scenario.
 
+use difi_closure::Closure;
 use difi_conformance::{
     assert_conforms, run_first_order, run_second_order, Profile, Status, WrongGradient,
 };
@@ -40,6 +41,27 @@ fn forward_over_reverse_tape_conforms() {
     );
     assert_conforms(
         "forward-over-reverse(tape)",
+        &run_second_order(&b, &Profile::reverse(), ""),
+    );
+}
+
+#[test]
+fn closure_conforms() {
+    assert_conforms(
+        "closure",
+        &run_first_order(&Closure::default(), &Profile::reverse(), ""),
+    );
+}
+
+#[test]
+fn forward_over_reverse_closure_conforms() {
+    let b = ForwardOverReverse::<Closure>::default();
+    assert_conforms(
+        "forward-over-reverse(closure)",
+        &run_first_order(&b, &Profile::reverse(), ""),
+    );
+    assert_conforms(
+        "forward-over-reverse(closure)",
         &run_second_order(&b, &Profile::reverse(), ""),
     );
 }
