@@ -2,3 +2,5 @@
 //! primal; criterion benches in `benches/`; the `ratios` and `gradbench` binaries.
 
 pub mod basic;
+pub mod mt19937;
+pub mod workloads;

@@ -24,6 +24,27 @@
 //! assert!(y.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-12));
 //! # Ok::<(), difi_core::Error>(())
 //! ```
+//!
+//! Under an engine, a `Const` argument's cotangent is never computed:
+//!
+//! ```
+//! use difi_core::{Active, ArrayD, Backend, Const, NoTangent};
+//! use difi_fft::{conv, FftConv};
+//!
+//! let u = ndarray::Array3::<f64>::from_shape_fn((4, 4, 3), |(i, j, k)| (i + j + k) as f64).into_dyn();
+//! let v = ndarray::Array3::<f64>::from_shape_fn((4, 4, 3), |(i, j, k)| (i * j) as f64 - k as f64).into_dyn();
+//! let rule = FftConv::new();
+//! let f = |(u, v): (ArrayD<_>, ArrayD<_>)| conv(&rule, u.view(), v.view()).unwrap().sum();
+//! let (du, NoTangent) = difi_tape::Tape::new().gradient(f, (Active(&u), Const(&v)))?;
+//! assert_eq!(rule.stats().cotangents, 1); // v's cotangent was never computed
+//! // d/du Σ conv(u, v) = Σ v at every element.
+//! assert!(du.iter().all(|g| (g - v.sum()).abs() < 1e-9));
+//! rule.reset();
+//! let (_, dv) = difi_tape::Tape::new().gradient(f, (Active(&u), Active(&v)))?;
+//! assert_eq!(rule.stats().cotangents, 2);
+//! assert!(dv.iter().all(|g| (g - u.sum()).abs() < 1e-9));
+//! # Ok::<(), difi_core::Error>(())
+//! ```
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

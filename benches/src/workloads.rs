@@ -1,0 +1,243 @@
+//! GradBench workloads written once over `T: Real` (formulas in `shared/WORKLOADS.md`): the
+//! `f64` instantiation is the primal, every engine runs the same code.
+
+use difi_core::Real;
+use ndarray::ArrayView1;
+
+/// llsq: `½ Σ_i (s_i − Σ_j x_j t_i^j)²` with `t_i = −1 + 2i/(n−1)` and `s_i = sign(t_i)`.
+pub fn llsq<T: Real>(x: &[T], n: usize) -> T {
+    let half = T::constant(0.5);
+    (0..n).fold(T::zero(), |acc, i| {
+        let t = -1.0 + 2.0 * i as f64 / (n as f64 - 1.0).max(1.0);
+        let s = if t > 0.0 {
+            1.0
+        } else if t < 0.0 {
+            -1.0
+        } else {
+            0.0
+        };
+        // Horner on the monomials t^j.
+        let (mut pow, mut poly) = (1.0, T::zero());
+        for &xj in x {
+            poly += xj * T::constant(pow);
+            pow *= t;
+        }
+        let r = T::constant(s) - poly;
+        acc + half * r * r
+    })
+}
+
+/// lse: `max x + log Σ exp(x_i − max x)`, from primitives.
+pub fn lse<T: Real>(x: &[T]) -> T {
+    let m = x.iter().fold(T::neg_infinity(), |m, &v| m.max(v));
+    let exps: Vec<T> = x.iter().map(|&v| (v - m).exp()).collect();
+    m + T::sum_all(ArrayView1::from(&exps[..])).ln()
+}
+
+/// det: determinant of the `ell × ell` row-major matrix by expansion by minors along the first
+/// row, recursively.
+pub fn det<T: Real>(a: &[T], ell: usize) -> T {
+    assert_eq!(
+        a.len(),
+        ell * ell,
+        "det: A has {} entries, not ell² = {}",
+        a.len(),
+        ell * ell
+    );
+    let rows: Vec<usize> = (0..ell).collect();
+    let cols: Vec<usize> = (0..ell).collect();
+    minor(a, ell, &rows, &cols)
+}
+
+fn minor<T: Real>(a: &[T], ell: usize, rows: &[usize], cols: &[usize]) -> T {
+    match cols.len() {
+        0 => T::one(),
+        1 => a[rows[0] * ell + cols[0]],
+        _ => {
+            let (r, rest) = (rows[0], &rows[1..]);
+            let mut acc = T::zero();
+            for (k, &c) in cols.iter().enumerate() {
+                let sub: Vec<usize> = cols.iter().copied().filter(|&x| x != c).collect();
+                let term = a[r * ell + c] * minor(a, ell, rest, &sub);
+                acc = if k % 2 == 0 { acc + term } else { acc - term };
+            }
+            acc
+        }
+    }
+}
+
+/// ode: `y₀' = x₀`, `yᵢ' = xᵢ yᵢ₋₁`, `y(0) = 0`, classic RK4 in `s` steps to `t = 2`.
+pub fn ode<T: Real>(x: &[T], s: usize) -> Vec<T> {
+    let n = x.len();
+    let h = T::constant(2.0 / s as f64);
+    let rhs = |y: &[T]| -> Vec<T> {
+        (0..n)
+            .map(|i| if i == 0 { x[0] } else { x[i] * y[i - 1] })
+            .collect()
+    };
+    let mut y = vec![T::zero(); n];
+    let (half, two, sixth) = (T::constant(0.5), T::constant(2.0), T::constant(1.0 / 6.0));
+    for _ in 0..s {
+        let k1 = rhs(&y);
+        let y2: Vec<T> = (0..n).map(|i| y[i] + half * h * k1[i]).collect();
+        let k2 = rhs(&y2);
+        let y3: Vec<T> = (0..n).map(|i| y[i] + half * h * k2[i]).collect();
+        let k3 = rhs(&y3);
+        let y4: Vec<T> = (0..n).map(|i| y[i] + h * k3[i]).collect();
+        let k4 = rhs(&y4);
+        for i in 0..n {
+            y[i] += h * sixth * (k1[i] + two * k2[i] + two * k3[i] + k4[i]);
+        }
+    }
+    y
+}
+
+/// kmeans cost: `Σ_i min_j |C_j − P_i|²`, centroids and points flat row-major with dimension `d`.
+pub fn kmeans_cost<T: Real>(centroids: &[T], points: &[T], d: usize) -> T {
+    points.chunks(d).fold(T::zero(), |acc, p| {
+        let best = centroids.chunks(d).fold(T::infinity(), |m, c| {
+            let dist = c
+                .iter()
+                .zip(p)
+                .fold(T::zero(), |s, (&a, &b)| s + (a - b) * (a - b));
+            m.min(dist)
+        });
+        acc + best
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mt19937::Mt19937;
+    use difi_closure::Closure;
+    use difi_core::{Active, Backend, Const, FiniteDifferences, NoTangent, SecondOrder};
+    use difi_forward::ForwardOverReverse;
+    use difi_tape::Tape;
+
+    fn draws(r: &mut Mt19937, n: usize) -> Vec<f64> {
+        (0..n).map(|_| r.next_f64()).collect()
+    }
+
+    fn close(a: &[f64], b: &[f64], tol: f64) {
+        assert_eq!(a.len(), b.len());
+        for (i, (x, y)) in a.iter().zip(b).enumerate() {
+            assert!(
+                (x - y).abs() <= tol * y.abs().max(1.0),
+                "entry {i}: {x} vs {y}"
+            );
+        }
+    }
+
+    /// Gradient on the tape, the closure engine and finite differences agree.
+    fn check_gradient(
+        f: impl Fn(&[f64]) -> f64,
+        tape: Vec<f64>,
+        closure: Vec<f64>,
+        x: &[f64],
+        tol: f64,
+    ) {
+        let fd = FiniteDifferences::default()
+            .gradient(|x: Vec<f64>| f(&x), Active(&x.to_vec()))
+            .unwrap();
+        close(&tape, &fd, tol);
+        close(&closure, &tape, 1e-12);
+    }
+
+    #[test]
+    fn llsq_lse_det_ode_gradients() {
+        let mut r = Mt19937::new(31337);
+        let x = draws(&mut r, 8);
+        check_gradient(
+            |x| llsq(x, 20),
+            Tape::new()
+                .gradient(|x: Vec<_>| llsq(&x, 20), Active(&x))
+                .unwrap(),
+            Closure::default()
+                .gradient(|x: Vec<_>| llsq(&x, 20), Active(&x))
+                .unwrap(),
+            &x,
+            1e-6,
+        );
+        check_gradient(
+            lse,
+            Tape::new()
+                .gradient(|x: Vec<_>| lse(&x), Active(&x))
+                .unwrap(),
+            Closure::default()
+                .gradient(|x: Vec<_>| lse(&x), Active(&x))
+                .unwrap(),
+            &x,
+            1e-6,
+        );
+        let a = draws(&mut r, 16);
+        let g = Tape::new()
+            .gradient(|a: Vec<_>| det(&a, 4), Active(&a))
+            .unwrap();
+        check_gradient(
+            |a| det(a, 4),
+            g.clone(),
+            Closure::default()
+                .gradient(|a: Vec<_>| det(&a, 4), Active(&a))
+                .unwrap(),
+            &a,
+            1e-6,
+        );
+        // Jacobi's formula: ∇ det(A) = det(A) A^{-T}, so Σ_j A_ij ∇_ij = det(A) for each row i.
+        let d = det(&a, 4);
+        for i in 0..4 {
+            let row: f64 = (0..4).map(|j| a[i * 4 + j] * g[i * 4 + j]).sum();
+            assert!(
+                (row - d).abs() < 1e-12 * d.abs().max(1.0),
+                "row {i}: {row} vs {d}"
+            );
+        }
+        let x = draws(&mut r, 4);
+        check_gradient(
+            |x| *ode(x, 10).last().unwrap(),
+            Tape::new()
+                .gradient(|x: Vec<_>| *ode(&x, 10).last().unwrap(), Active(&x))
+                .unwrap(),
+            Closure::default()
+                .gradient(|x: Vec<_>| *ode(&x, 10).last().unwrap(), Active(&x))
+                .unwrap(),
+            &x,
+            1e-6,
+        );
+    }
+
+    #[test]
+    fn kmeans_dir_by_one_hvp_equals_gradient_over_hessian_diagonal() {
+        let mut r = Mt19937::new(31337);
+        let (k, n, d) = (3, 12, 2);
+        let c = draws(&mut r, k * d);
+        let p = draws(&mut r, n * d);
+        let b = ForwardOverReverse::<Tape>::default();
+        let f = |(c, p): (Vec<_>, Vec<_>)| kmeans_cost(&c, &p, d);
+        let ones = vec![1.0; k * d];
+        let (g, NoTangent) = Tape::new().gradient(f, (Active(&c), Const(&p))).unwrap();
+        let f2 = |(c, p): (Vec<_>, Vec<_>)| kmeans_cost(&c, &p, d);
+        let ((g2, NoTangent), (hdiag, NoTangent)) = b
+            .gradient_and_hvp(f2, (Active(&c), Const(&p)), &(ones, NoTangent))
+            .unwrap();
+        close(&g2, &g, 1e-14);
+        // The Hessian is diagonal (2 × points assigned to the centroid), so H·1 is its diagonal.
+        let h = b
+            .hessian(
+                |c: Vec<_>| {
+                    kmeans_cost(
+                        &c,
+                        &p.iter().map(|&v| Real::constant(v)).collect::<Vec<_>>(),
+                        d,
+                    )
+                },
+                Active(&c),
+            )
+            .unwrap();
+        close(&hdiag, &h.diag().to_vec(), 1e-12);
+        let fd = FiniteDifferences::default()
+            .gradient(|c: Vec<f64>| kmeans_cost(&c, &p, d), Active(&c))
+            .unwrap();
+        close(&g, &fd, 1e-6);
+    }
+}
