@@ -1,0 +1,252 @@
+//! The quick ratio report: derivative time / primal time per workload and engine, medians of
+//! repeated runs measured in one process.
+//!
+//! ```text
+//! cargo run --release -p difi-benches --bin ratios -- --quick
+//! ```
+//!
+//! Prints `ratio WORKLOAD ENGINE OPERATOR VALUE` lines. Without `--quick` the sizes are the
+//! full ones of the issue (conv 512 × 512 × 23 takes minutes).
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use difi_benches::basic::{rosenbrock, Chain};
+use difi_benches::mt19937::Mt19937;
+use difi_benches::workloads::{det, kmeans_cost, llsq, lse, ode};
+use difi_closure::Closure;
+use difi_core::{Active, ArrayD, Backend, Const, SecondOrder};
+use difi_fft::{conv, FftConv};
+use difi_forward::ForwardOverReverse;
+use difi_tape::Tape;
+use ndarray::Array3;
+
+/// Median seconds of `f` over at least `runs` runs and `budget` of time.
+fn median(runs: usize, budget: Duration, mut f: impl FnMut()) -> f64 {
+    let start = Instant::now();
+    let mut times = Vec::new();
+    while times.len() < runs || (start.elapsed() < budget && times.len() < 10_000) {
+        let t = Instant::now();
+        f();
+        times.push(t.elapsed().as_secs_f64());
+    }
+    times.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    times[times.len() / 2]
+}
+
+struct Report {
+    runs: usize,
+    budget: Duration,
+}
+
+impl Report {
+    fn time(&self, f: impl FnMut()) -> f64 {
+        median(self.runs, self.budget, f)
+    }
+
+    fn ratio(&self, workload: &str, engine: &str, operator: &str, value: f64) {
+        println!("ratio {workload} {engine} {operator} {value:.3}");
+    }
+}
+
+fn draws(r: &mut Mt19937, n: usize) -> Vec<f64> {
+    (0..n).map(|_| r.next_f64()).collect()
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let rep = Report {
+        runs: if quick { 5 } else { 20 },
+        budget: Duration::from_millis(if quick { 300 } else { 2000 }),
+    };
+    let mut rng = Mt19937::new(31337);
+
+    // Rosenbrock, n = 1000.
+    let x: Vec<f64> = (0..1000).map(|i| (i as f64 * 0.01).sin()).collect();
+    let primal = rep.time(|| {
+        black_box(rosenbrock(black_box(&x)));
+    });
+    let tape = rep.time(|| {
+        black_box(
+            Tape::new()
+                .gradient(|x| rosenbrock(&x), Active(&x))
+                .unwrap(),
+        );
+    });
+    let closure = rep.time(|| {
+        black_box(
+            Closure::default()
+                .gradient(|x| rosenbrock(&x), Active(&x))
+                .unwrap(),
+        );
+    });
+    rep.ratio("rosenbrock", "tape", "gradient", tape / primal);
+    rep.ratio("rosenbrock", "closure", "gradient", closure / primal);
+    rep.ratio("rosenbrock", "closure/tape", "gradient", closure / tape);
+    let fr = ForwardOverReverse::<Tape>::default();
+    let v = vec![1.0; x.len()];
+    let hvp = rep.time(|| {
+        black_box(fr.hvp(|x| rosenbrock(&x), Active(&x), &v).unwrap());
+    });
+    rep.ratio(
+        "rosenbrock",
+        "forward-over-reverse(tape)",
+        "hvp/gradient",
+        hvp / tape,
+    );
+
+    // The ad_trait chain, n = 100, one output of 1000 steps.
+    let chain = Chain::new(100, 1, 1000);
+    let xc: Vec<f64> = (0..100).map(|i| i as f64 * 0.01).collect();
+    let primal = rep.time(|| {
+        black_box(chain.eval(black_box(&xc)));
+    });
+    let tape = rep.time(|| {
+        black_box(
+            Tape::new()
+                .gradient(|x: Vec<_>| chain.eval(&x)[0], Active(&xc))
+                .unwrap(),
+        );
+    });
+    rep.ratio("chain", "tape", "gradient", tape / primal);
+
+    // Reverse Jacobian growth: m = 10 vs m = 50 outputs at n = 50.
+    let xj: Vec<f64> = (0..50).map(|i| i as f64 * 0.02).collect();
+    let (c10, c50) = (Chain::new(50, 10, 1000), Chain::new(50, 50, 1000));
+    let j10 = rep.time(|| {
+        black_box(
+            Tape::new()
+                .jacobian(|x: Vec<_>| c10.eval(&x), Active(&xj))
+                .unwrap(),
+        );
+    });
+    let j50 = rep.time(|| {
+        black_box(
+            Tape::new()
+                .jacobian(|x: Vec<_>| c50.eval(&x), Active(&xj))
+                .unwrap(),
+        );
+    });
+    rep.ratio("chain-jacobian", "tape", "m50/m10", j50 / j10);
+
+    // llsq, lse, det, ode on GradBench-style inputs.
+    let n = if quick { 256 } else { 4096 };
+    let xl = draws(&mut rng, 16);
+    let p = rep.time(|| {
+        black_box(llsq(black_box(&xl), n));
+    });
+    let g = rep.time(|| {
+        black_box(
+            Tape::new()
+                .gradient(|x: Vec<_>| llsq(&x, n), Active(&xl))
+                .unwrap(),
+        );
+    });
+    rep.ratio("llsq", "tape", "gradient", g / p);
+    let xs = draws(&mut rng, if quick { 1000 } else { 100_000 });
+    let p = rep.time(|| {
+        black_box(lse(black_box(&xs)));
+    });
+    let g = rep.time(|| {
+        black_box(
+            Tape::new()
+                .gradient(|x: Vec<_>| lse(&x), Active(&xs))
+                .unwrap(),
+        );
+    });
+    rep.ratio("lse", "tape", "gradient", g / p);
+    let ell = if quick { 6 } else { 8 };
+    let a = draws(&mut rng, ell * ell);
+    let p = rep.time(|| {
+        black_box(det(black_box(&a), ell));
+    });
+    let g = rep.time(|| {
+        black_box(
+            Tape::new()
+                .gradient(|a: Vec<_>| det(&a, ell), Active(&a))
+                .unwrap(),
+        );
+    });
+    rep.ratio(&format!("det-ell{ell}"), "tape", "gradient", g / p);
+    let xo = draws(&mut rng, if quick { 20 } else { 100 });
+    let steps = if quick { 100 } else { 1000 };
+    let p = rep.time(|| {
+        black_box(ode(black_box(&xo), steps));
+    });
+    let g = rep.time(|| {
+        black_box(
+            Tape::new()
+                .gradient(|x: Vec<_>| *ode(&x, steps).last().unwrap(), Active(&xo))
+                .unwrap(),
+        );
+    });
+    rep.ratio("ode", "tape", "gradient", g / p);
+
+    // kmeans: dir through one HVP with a vector of ones, over cost.
+    let (k, np, d) = if quick {
+        (10, 200, 4)
+    } else {
+        (100, 10_000, 8)
+    };
+    let cents = draws(&mut rng, k * d);
+    let pts = draws(&mut rng, np * d);
+    let p = rep.time(|| {
+        black_box(kmeans_cost(black_box(&cents), &pts, d));
+    });
+    let ones = vec![1.0; k * d];
+    let dir = rep.time(|| {
+        let ((g, _), (h, _)) = fr
+            .gradient_and_hvp(
+                |(c, p): (Vec<_>, Vec<_>)| kmeans_cost(&c, &p, d),
+                (Active(&cents), Const(&pts)),
+                &(ones.clone(), difi_core::NoTangent),
+            )
+            .unwrap();
+        black_box(g.iter().zip(&h).map(|(a, b)| a / b).collect::<Vec<_>>());
+    });
+    rep.ratio("kmeans", "forward-over-reverse(tape)", "dir/cost", dir / p);
+
+    // The seed's convolution: gradient with v constant and with both active.
+    let shape = if quick { (64, 64, 23) } else { (512, 512, 23) };
+    let u = Array3::from_shape_fn(shape, |(i, j, k)| ((i + 2 * j + 3 * k) as f64 * 0.01).sin())
+        .into_dyn();
+    let w = Array3::from_shape_fn(shape, |(i, j, k)| ((i * j + k) as f64 * 0.02).cos()).into_dyn();
+    let rule = FftConv::new();
+    let conv_runs = Report {
+        runs: if quick { 3 } else { 3 },
+        budget: Duration::from_millis(if quick { 500 } else { 1 }),
+    };
+    let f = |(u, v): (ArrayD<_>, ArrayD<_>)| conv(&rule, u.view(), v.view()).unwrap().sum();
+    let p = conv_runs.time(|| {
+        black_box(conv(&rule, u.view(), w.view()).unwrap().sum());
+    });
+    let one = conv_runs.time(|| {
+        black_box(Tape::new().gradient(f, (Active(&u), Const(&w))).unwrap());
+    });
+    let both = conv_runs.time(|| {
+        black_box(Tape::new().gradient(f, (Active(&u), Active(&w))).unwrap());
+    });
+    let closure_one = conv_runs.time(|| {
+        let f = |(u, v): (ArrayD<_>, ArrayD<_>)| conv(&rule, u.view(), v.view()).unwrap().sum();
+        black_box(
+            Closure::default()
+                .gradient(f, (Active(&u), Const(&w)))
+                .unwrap(),
+        );
+    });
+    let label = format!("conv-{}x{}x{}", shape.0, shape.1, shape.2);
+    rep.ratio(&label, "tape", "gradient-v-const", one / p);
+    rep.ratio(&label, "tape", "gradient-both", both / p);
+    rep.ratio(
+        &label,
+        "tape",
+        "reverse-v-const/reverse-both",
+        (one - p) / (both - p),
+    );
+    rep.ratio(
+        &label,
+        "closure/tape",
+        "gradient-v-const",
+        closure_one / one,
+    );
+}
