@@ -213,7 +213,7 @@ fn main() {
     let w = Array3::from_shape_fn(shape, |(i, j, k)| ((i * j + k) as f64 * 0.02).cos()).into_dyn();
     let rule = FftConv::new();
     let conv_runs = Report {
-        runs: if quick { 3 } else { 3 },
+        runs: 3,
         budget: Duration::from_millis(if quick { 500 } else { 1 }),
     };
     let f = |(u, v): (ArrayD<_>, ArrayD<_>)| conv(&rule, u.view(), v.view()).unwrap().sum();
