@@ -2,5 +2,6 @@
 //! primal; criterion benches in `benches/`; the `ratios` and `gradbench` binaries.
 
 pub mod basic;
+pub mod gradbench;
 pub mod mt19937;
 pub mod workloads;

@@ -1,0 +1,331 @@
+//! The GradBench protocol: one JSON message per line in, one response per line out.
+//!
+//! [`Session::respond`] answers one line; the `gradbench` binary loops over stdin. Malformed
+//! input gets `{"id": ..., "success": false, "error": ...}`, never a crash.
+
+use std::time::Instant;
+
+use difi_closure::Closure;
+use difi_core::{Active, Backend, Const, NoTangent, SecondOrder};
+use difi_forward::ForwardOverReverse;
+use difi_tape::Tape;
+use serde_json::{json, Value};
+
+use crate::workloads::{det, kmeans_cost, llsq, lse, ode};
+
+/// Modules this tool evaluates.
+pub const MODULES: [&str; 6] = ["hello", "llsq", "lse", "det", "ode", "kmeans"];
+
+/// The engine a session differentiates with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    /// difi-tape (second order: forward-over-reverse on it).
+    Tape,
+    /// difi-closure (second order: forward-over-reverse on it).
+    Closure,
+}
+
+impl Engine {
+    /// Parses `tape` or `closure`.
+    pub fn parse(name: &str) -> Option<Engine> {
+        match name {
+            "tape" => Some(Engine::Tape),
+            "closure" => Some(Engine::Closure),
+            _ => None,
+        }
+    }
+}
+
+/// One tool session.
+pub struct Session {
+    engine: Engine,
+}
+
+type Evaluated = Result<Value, String>;
+
+fn floats(v: &Value, field: &str) -> Result<Vec<f64>, String> {
+    v.get(field)
+        .and_then(Value::as_array)
+        .ok_or(format!("input field `{field}` must be an array of numbers"))?
+        .iter()
+        .map(|x| x.as_f64().ok_or(format!("`{field}` holds a non-number")))
+        .collect()
+}
+
+fn rows(v: &Value, field: &str) -> Result<(Vec<f64>, usize), String> {
+    let rows = v
+        .get(field)
+        .and_then(Value::as_array)
+        .ok_or(format!("input field `{field}` must be an array of arrays"))?;
+    let mut flat = Vec::new();
+    let mut width = None;
+    for r in rows {
+        let r = r.as_array().ok_or(format!("`{field}` holds a non-array"))?;
+        if *width.get_or_insert(r.len()) != r.len() {
+            return Err(format!("`{field}` rows have different lengths"));
+        }
+        for x in r {
+            flat.push(x.as_f64().ok_or(format!("`{field}` holds a non-number"))?);
+        }
+    }
+    Ok((flat, width.unwrap_or(0)))
+}
+
+fn int(v: &Value, field: &str) -> Result<usize, String> {
+    v.get(field)
+        .and_then(Value::as_u64)
+        .map(|n| n as usize)
+        .ok_or(format!(
+            "input field `{field}` must be a non-negative integer"
+        ))
+}
+
+fn gradient<F1, F2>(engine: Engine, x: &[f64], tape: F1, closure: F2) -> Result<Vec<f64>, String>
+where
+    F1: Fn(Vec<difi_tape::Var<f64>>) -> difi_tape::Var<f64>,
+    F2: Fn(Vec<difi_closure::Tracked<f64>>) -> difi_closure::Tracked<f64>,
+{
+    let x = x.to_vec();
+    match engine {
+        Engine::Tape => Tape::new().gradient(tape, Active(&x)),
+        Engine::Closure => Closure::default().gradient(closure, Active(&x)),
+    }
+    .map_err(|e| e.to_string())
+}
+
+impl Session {
+    /// A session differentiating with `engine`.
+    pub fn new(engine: Engine) -> Session {
+        Session { engine }
+    }
+
+    /// The response line to one message line.
+    pub fn respond(&mut self, line: &str) -> String {
+        let msg: Value = match serde_json::from_str(line) {
+            Ok(v) => v,
+            Err(e) => return json!({"id": null, "success": false, "error": format!("malformed JSON: {e}")}).to_string(),
+        };
+        let id = msg.get("id").cloned().unwrap_or(Value::Null);
+        let fail = |error: String| json!({"id": id, "success": false, "error": error}).to_string();
+        match msg.get("kind").and_then(Value::as_str) {
+            Some("start") => json!({"id": id, "tool": "difi", "config": {"engine": format!("{:?}", self.engine).to_lowercase()}}).to_string(),
+            Some("analysis") => json!({"id": id}).to_string(),
+            Some("define") => match msg.get("module").and_then(Value::as_str) {
+                Some(m) if MODULES.contains(&m) => json!({"id": id, "success": true}).to_string(),
+                Some(m) => json!({"id": id, "success": false, "error": format!("module `{m}` is not implemented by difi yet")}).to_string(),
+                None => fail("define needs a `module`".into()),
+            },
+            Some("evaluate") => {
+                let (module, function) = (
+                    msg.get("module").and_then(Value::as_str).unwrap_or(""),
+                    msg.get("function").and_then(Value::as_str).unwrap_or(""),
+                );
+                let input = msg.get("input").cloned().unwrap_or(Value::Null);
+                let min_runs = input.get("min_runs").and_then(Value::as_u64).unwrap_or(1).max(1);
+                let min_seconds = input.get("min_seconds").and_then(Value::as_f64).unwrap_or(0.0);
+                let mut timings = Vec::new();
+                let start = Instant::now();
+                let mut output;
+                loop {
+                    let t = Instant::now();
+                    output = self.evaluate(module, function, &input);
+                    timings.push(json!({"name": "evaluate", "nanoseconds": t.elapsed().as_nanos() as u64}));
+                    if output.is_err() || (timings.len() as u64 >= min_runs && start.elapsed().as_secs_f64() >= min_seconds) {
+                        break;
+                    }
+                }
+                match output {
+                    Ok(out) => json!({"id": id, "success": true, "output": out, "timings": timings}).to_string(),
+                    Err(e) => fail(e),
+                }
+            }
+            Some(other) => fail(format!("unknown message kind `{other}`")),
+            None => fail("a message needs a `kind`".into()),
+        }
+    }
+
+    fn evaluate(&self, module: &str, function: &str, input: &Value) -> Evaluated {
+        let e = self.engine;
+        match (module, function) {
+            ("hello", "square") => {
+                let x = input.as_f64().ok_or("hello takes a number")?;
+                Ok(json!(x * x))
+            }
+            ("hello", "double") => {
+                let x = input.as_f64().ok_or("hello takes a number")?;
+                let g = gradient(e, &[x], |v| v[0] * v[0], |v| v[0] * v[0])?;
+                Ok(json!(g[0]))
+            }
+            ("llsq", "primal") => Ok(json!(llsq(&floats(input, "x")?, int(input, "n")?))),
+            ("llsq", "gradient") => {
+                let (x, n) = (floats(input, "x")?, int(input, "n")?);
+                Ok(json!(gradient(e, &x, |v| llsq(&v, n), |v| llsq(&v, n))?))
+            }
+            ("lse", "primal") => Ok(json!(lse(&floats(input, "x")?))),
+            ("lse", "gradient") => {
+                let x = floats(input, "x")?;
+                Ok(json!(gradient(e, &x, |v| lse(&v), |v| lse(&v))?))
+            }
+            ("det", "primal") | ("det", "gradient") => {
+                let (a, ell) = (floats(input, "A")?, int(input, "ell")?);
+                if a.len() != ell * ell {
+                    return Err(format!(
+                        "det: A has {} entries but ell² = {}",
+                        a.len(),
+                        ell * ell
+                    ));
+                }
+                if function == "primal" {
+                    Ok(json!(det(&a, ell)))
+                } else {
+                    Ok(json!(gradient(e, &a, |v| det(&v, ell), |v| det(&v, ell))?))
+                }
+            }
+            ("ode", "primal") => Ok(json!(ode(&floats(input, "x")?, int(input, "s")?))),
+            ("ode", "gradient") => {
+                let (x, s) = (floats(input, "x")?, int(input, "s")?);
+                if x.is_empty() {
+                    return Err("ode: x is empty".into());
+                }
+                Ok(json!(gradient(
+                    e,
+                    &x,
+                    |v| ode(&v, s)[x.len() - 1],
+                    |v| ode(&v, s)[x.len() - 1]
+                )?))
+            }
+            ("kmeans", "cost") | ("kmeans", "dir") => {
+                let (p, d) = rows(input, "points")?;
+                let (c, dc) = rows(input, "centroids")?;
+                if d != dc {
+                    return Err(format!("kmeans: points have dimension {d}, centroids {dc}"));
+                }
+                if function == "cost" {
+                    return Ok(json!(kmeans_cost(&c, &p, d)));
+                }
+                let ones = (vec![1.0; c.len()], NoTangent);
+                let ((g, _), (h, _)) = match e {
+                    Engine::Tape => ForwardOverReverse::<Tape>::default().gradient_and_hvp(
+                        |(c, p): (Vec<_>, Vec<_>)| kmeans_cost(&c, &p, d),
+                        (Active(&c), Const(&p)),
+                        &ones,
+                    ),
+                    Engine::Closure => ForwardOverReverse::<Closure>::default().gradient_and_hvp(
+                        |(c, p): (Vec<_>, Vec<_>)| kmeans_cost(&c, &p, d),
+                        (Active(&c), Const(&p)),
+                        &ones,
+                    ),
+                }
+                .map_err(|e| e.to_string())?;
+                let dir: Vec<f64> = g.iter().zip(&h).map(|(a, b)| a / b).collect();
+                Ok(json!(dir.chunks(d.max(1)).collect::<Vec<_>>()))
+            }
+            _ => Err(format!("`{module}` has no function `{function}` here")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use difi_core::FiniteDifferences;
+
+    fn ok(line: &str) -> Value {
+        let v: Value = serde_json::from_str(line).expect("a JSON line");
+        assert_eq!(v["success"], json!(true), "{line}");
+        v
+    }
+
+    fn fd_gradient(f: impl Fn(&[f64]) -> f64, x: &[f64]) -> Vec<f64> {
+        FiniteDifferences::default()
+            .gradient(|x: Vec<f64>| f(&x), Active(&x.to_vec()))
+            .unwrap()
+    }
+
+    fn assert_gradbench_close(got: &Value, want: &[f64]) {
+        let got: Vec<f64> = got
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        assert_eq!(got.len(), want.len());
+        for (x, y) in got.iter().zip(want) {
+            // GradBench's own validation.
+            assert!(
+                (x - y).abs() / (x.abs() + y.abs()).max(1.0) <= 1e-4,
+                "{x} vs {y}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_scripted_session() {
+        for engine in [Engine::Tape, Engine::Closure] {
+            let mut s = Session::new(engine);
+            let start: Value =
+                serde_json::from_str(&s.respond(r#"{"id":0,"kind":"start"}"#)).unwrap();
+            assert_eq!(start["id"], json!(0));
+            for (i, m) in MODULES.iter().enumerate() {
+                ok(&s.respond(&format!(
+                    r#"{{"id":{},"kind":"define","module":"{m}"}}"#,
+                    i + 1
+                )));
+            }
+            let gmm: Value =
+                serde_json::from_str(&s.respond(r#"{"id":9,"kind":"define","module":"gmm"}"#))
+                    .unwrap();
+            assert_eq!(gmm["success"], json!(false));
+            let v = ok(&s.respond(
+                r#"{"id":10,"kind":"evaluate","module":"hello","function":"double","input":3.0}"#,
+            ));
+            assert_eq!(v["output"], json!(6.0));
+            let x = [0.3, -0.2, 0.5, 0.1];
+            let v = ok(&s.respond(&format!(
+                r#"{{"id":11,"kind":"evaluate","module":"llsq","function":"gradient","input":{{"x":{x:?},"n":7,"min_runs":3,"min_seconds":0}}}}"#
+            )));
+            assert_eq!(v["timings"].as_array().unwrap().len(), 3);
+            assert_gradbench_close(&v["output"], &fd_gradient(|x| llsq(x, 7), &x));
+            let v = ok(&s.respond(&format!(r#"{{"id":12,"kind":"evaluate","module":"lse","function":"gradient","input":{{"x":{x:?}}}}}"#)));
+            assert_gradbench_close(&v["output"], &fd_gradient(lse, &x));
+            let a = [1.0, 2.0, 0.5, -1.0, 3.0, 0.2, 0.7, 0.1, 2.0];
+            let v = ok(&s.respond(&format!(r#"{{"id":13,"kind":"evaluate","module":"det","function":"gradient","input":{{"A":{a:?},"ell":3}}}}"#)));
+            assert_gradbench_close(&v["output"], &fd_gradient(|a| det(a, 3), &a));
+            let v = ok(&s.respond(&format!(r#"{{"id":14,"kind":"evaluate","module":"ode","function":"gradient","input":{{"x":{x:?},"s":5}}}}"#)));
+            assert_gradbench_close(
+                &v["output"],
+                &fd_gradient(|x| *ode(x, 5).last().unwrap(), &x),
+            );
+            let v = ok(&s.respond(r#"{"id":15,"kind":"evaluate","module":"kmeans","function":"dir","input":{"points":[[0,0],[1,1],[0.2,0.1],[0.9,1.2]],"centroids":[[0.1,0.1],[1,1]]}}"#));
+            // dir = J / diag(H): each centroid moves to the mean of its points (J = 2 m (c − mean), H = 2 m).
+            let want = [0.1 - 0.1, 0.1 - 0.05, 1.0 - 0.95, 1.0 - 1.1];
+            let got: Vec<f64> = v["output"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .flat_map(|r| r.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()))
+                .collect();
+            for (g, w) in got.iter().zip(want) {
+                assert!((g - w).abs() < 1e-12, "{got:?}");
+            }
+            let done: Value =
+                serde_json::from_str(&s.respond(r#"{"id":16,"kind":"analysis"}"#)).unwrap();
+            assert_eq!(done, json!({"id": 16}));
+        }
+    }
+
+    #[test]
+    fn malformed_input_gets_an_error_response() {
+        let mut s = Session::new(Engine::Tape);
+        for line in [
+            "not json",
+            r#"{"id":1}"#,
+            r#"{"id":2,"kind":"evaluate","module":"det","function":"gradient","input":{"A":[1,2],"ell":3}}"#,
+            r#"{"id":3,"kind":"evaluate","module":"lse","function":"gradient","input":{"x":"no"}}"#,
+        ] {
+            let v: Value = serde_json::from_str(&s.respond(line)).expect("a JSON response");
+            assert_eq!(v["success"], json!(false), "{line}");
+            assert!(v["error"].as_str().unwrap().len() > 5);
+        }
+    }
+}
