@@ -2,6 +2,7 @@
 //! primal; criterion benches in `benches/`; the `ratios` and `gradbench` binaries.
 
 pub mod basic;
+pub mod gmm;
 pub mod gradbench;
 pub mod mt19937;
 pub mod workloads;

@@ -12,6 +12,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use difi_benches::basic::{rosenbrock, Chain};
+use difi_benches::gmm::gmm_objective;
 use difi_benches::mt19937::Mt19937;
 use difi_benches::workloads::{det, kmeans_cost, llsq, lse, ode};
 use difi_closure::Closure;
@@ -205,6 +206,42 @@ fn main() {
         black_box(g.iter().zip(&h).map(|(a, b)| a / b).collect::<Vec<_>>());
     });
     rep.ratio("kmeans", "forward-over-reverse(tape)", "dir/cost", dir / p);
+
+    // gmm, d = 10, K = 25, n = 1000 (ADBench data beside the repository).
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/data/adbench/gmm/1k/gmm_d10_K25.txt");
+    match difi_benches::gmm::GmmInput::read(&path) {
+        Ok(g) => {
+            let (d, k) = (g.d, g.k);
+            let p = rep.time(|| {
+                black_box(gmm_objective(
+                    &g.alpha, &g.mu, &g.q, &g.l, &g.x, d, k, g.gamma, g.m,
+                ));
+            });
+            let args = (
+                Active(&g.alpha),
+                Active(&g.mu),
+                Active(&g.q),
+                Active(&g.l),
+                Const(&g.x),
+            );
+            let t = rep.time(|| {
+                let f = |(a, mu, q, l, x): (Vec<_>, Vec<_>, Vec<_>, Vec<_>, Vec<_>)| {
+                    gmm_objective(&a, &mu, &q, &l, &x, d, k, g.gamma, g.m)
+                };
+                black_box(Tape::new().gradient(f, args).unwrap());
+            });
+            let c = rep.time(|| {
+                let f = |(a, mu, q, l, x): (Vec<_>, Vec<_>, Vec<_>, Vec<_>, Vec<_>)| {
+                    gmm_objective(&a, &mu, &q, &l, &x, d, k, g.gamma, g.m)
+                };
+                black_box(Closure::default().gradient(f, args).unwrap());
+            });
+            rep.ratio("gmm-d10-K25-n1000", "tape", "gradient", t / p);
+            rep.ratio("gmm-d10-K25-n1000", "closure/tape", "gradient", c / t);
+        }
+        Err(e) => println!("skip gmm: {e}"),
+    }
 
     // The seed's convolution: gradient with v constant and with both active.
     let shape = if quick { (64, 64, 23) } else { (512, 512, 23) };
