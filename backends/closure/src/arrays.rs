@@ -1,7 +1,7 @@
 //! Array-level primitives, custom rules, hooks and checkpoints: one pullback closure each,
 //! capturing only what the active operands' cotangents need.
 
-use difi_core::{Error, Hook, Real, Result, Rule, Segment};
+use difi_core::{check_pullback, Hook, Real, Result, Rule, Segment};
 use ndarray::{Array2, ArrayD, ArrayView1, ArrayView2, ArrayViewD, IxDyn};
 
 use crate::graph::{with_graph, ArrayPullback, Entry, Graph, NO_ID};
@@ -203,42 +203,12 @@ pub(crate) fn apply_rule<S: Real, R: Rule>(
                 .collect();
             let views: Vec<ArrayViewD<'_, S>> = cots.iter().map(|a| a.view()).collect();
             let result = rule.pullback(&saved, &views, &active);
-            let contract = |message: String| Error::RuleContract {
-                rule: rule.name(),
-                message,
-            };
-            if result.len() != active.len() {
-                return Err(contract(format!(
-                    "pullback returned {} cotangents for {} inputs",
-                    result.len(),
-                    active.len()
-                )));
-            }
-            for (i, ct) in result.iter().enumerate() {
-                match (active[i], ct) {
-                    (true, Some(ct)) if ct.shape() == input_shapes[i].as_slice() => {
-                        for (&id, &v) in input_ids[i].iter().zip(ct.iter()) {
-                            add(adj, id, v);
-                        }
+            check_pullback(rule.name(), &result, &active, &input_shapes)?;
+            for (ids, ct) in input_ids.iter().zip(&result) {
+                if let Some(ct) = ct {
+                    for (&id, &v) in ids.iter().zip(ct.iter()) {
+                        add(adj, id, v);
                     }
-                    (true, Some(ct)) => {
-                        return Err(contract(format!(
-                            "cotangent {i} has shape {:?}, the input {:?}",
-                            ct.shape(),
-                            input_shapes[i]
-                        )))
-                    }
-                    (true, None) => {
-                        return Err(contract(format!(
-                            "input {i} needs a cotangent but got None"
-                        )))
-                    }
-                    (false, Some(_)) => {
-                        return Err(contract(format!(
-                            "input {i} is constant but a cotangent was computed"
-                        )))
-                    }
-                    (false, None) => {}
                 }
             }
             Ok(())

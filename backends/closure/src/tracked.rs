@@ -6,7 +6,6 @@
 //! registers nothing.
 
 use std::cmp::Ordering;
-use std::num::FpCategory;
 use std::ops::{Add, Div, Mul, Neg, Sub};
 
 use difi_core::{Error, Hook, Real, Rule, Segment};
@@ -186,22 +185,6 @@ macro_rules! unary_primitives {
     )*};
 }
 
-macro_rules! value_query {
-    ($($m:ident -> $t:ty),* $(,)?) => {$(
-        fn $m(self) -> $t {
-            self.value.$m()
-        }
-    )*};
-}
-
-macro_rules! constant_ctor {
-    ($($m:ident),* $(,)?) => {$(
-        fn $m() -> Self {
-            Tracked::constant_of(S::$m())
-        }
-    )*};
-}
-
 /// Piecewise-constant functions: no pullback at all.
 macro_rules! flat {
     ($($m:ident),* $(,)?) => {$(
@@ -222,19 +205,7 @@ fn sign<S: Real>(x: S) -> S {
 }
 
 impl<S: Real> Float for Tracked<S> {
-    constant_ctor!(
-        nan,
-        infinity,
-        neg_infinity,
-        neg_zero,
-        min_value,
-        min_positive_value,
-        max_value,
-        epsilon
-    );
-    value_query!(is_nan -> bool, is_infinite -> bool, is_finite -> bool, is_normal -> bool,
-        classify -> FpCategory, is_sign_positive -> bool, is_sign_negative -> bool,
-        integer_decode -> (u64, i16, i8));
+    difi_core::float_passthrough_methods!(value, Tracked::constant_of);
     flat!(floor, ceil, round, trunc, signum);
     unary_primitives! {
         sqrt => |x, y| y, |y, g| g / (y + y);
@@ -263,9 +234,6 @@ impl<S: Real> Float for Tracked<S> {
         fract => |x, y| x, |_x, g| g;
     }
 
-    fn mul_add(self, a: Self, b: Self) -> Self {
-        self * a + b
-    }
     fn powi(self, n: i32) -> Self {
         let x = self.value;
         let d = if n == 0 {
@@ -290,9 +258,6 @@ impl<S: Real> Float for Tracked<S> {
         };
         self.primitive(p, y, [dx, dp], |c, g, _| [g * c[0], g * c[1]])
     }
-    fn log(self, base: Self) -> Self {
-        self.ln() / base.ln()
-    }
     fn max(self, other: Self) -> Self {
         if self.value >= other.value {
             self
@@ -306,9 +271,6 @@ impl<S: Real> Float for Tracked<S> {
         } else {
             other
         }
-    }
-    fn abs_sub(self, other: Self) -> Self {
-        (self - other).max(Tracked::constant_of(S::zero()))
     }
     fn hypot(self, other: Self) -> Self {
         let h = self.value.hypot(other.value);
@@ -328,15 +290,6 @@ impl<S: Real> Float for Tracked<S> {
         self.primitive(other, y.atan2(x), [x / r2, -y / r2], |c, g, _| {
             [g * c[0], g * c[1]]
         })
-    }
-    fn sin_cos(self) -> (Self, Self) {
-        (self.sin(), self.cos())
-    }
-    fn to_degrees(self) -> Self {
-        self * Tracked::constant_of(S::constant(180.0) / S::PI())
-    }
-    fn to_radians(self) -> Self {
-        self * Tracked::constant_of(S::PI() / S::constant(180.0))
     }
 }
 

@@ -1,7 +1,6 @@
 //! `Dual<T, N>`: a value and N tangent lanes over any `T: Real`.
 
 use std::cmp::Ordering;
-use std::num::FpCategory;
 use std::ops::{Add, Div, Mul, Neg, Sub};
 
 use difi_core::{ArrayD, ArrayViewD, Real, Rule};
@@ -137,22 +136,6 @@ impl<T: Real, const N: usize> Neg for Dual<T, N> {
     }
 }
 
-macro_rules! value_query {
-    ($($m:ident -> $t:ty),* $(,)?) => {$(
-        fn $m(self) -> $t {
-            self.re.$m()
-        }
-    )*};
-}
-
-macro_rules! constant_ctor {
-    ($($m:ident),* $(,)?) => {$(
-        fn $m() -> Self {
-            Dual::constant_of(T::$m())
-        }
-    )*};
-}
-
 /// Piecewise-constant functions: zero tangents.
 macro_rules! flat {
     ($($m:ident),* $(,)?) => {$(
@@ -163,19 +146,7 @@ macro_rules! flat {
 }
 
 impl<T: Real, const N: usize> Float for Dual<T, N> {
-    constant_ctor!(
-        nan,
-        infinity,
-        neg_infinity,
-        neg_zero,
-        min_value,
-        min_positive_value,
-        max_value,
-        epsilon
-    );
-    value_query!(is_nan -> bool, is_infinite -> bool, is_finite -> bool, is_normal -> bool,
-        classify -> FpCategory, is_sign_positive -> bool, is_sign_negative -> bool,
-        integer_decode -> (u64, i16, i8));
+    difi_core::float_passthrough_methods!(re, Dual::constant_of);
     flat!(floor, ceil, round, trunc, signum);
 
     fn fract(self) -> Self {
@@ -191,9 +162,6 @@ impl<T: Real, const N: usize> Float for Dual<T, N> {
             T::zero()
         };
         self.chain(self.re.abs(), s)
-    }
-    fn mul_add(self, a: Self, b: Self) -> Self {
-        self * a + b
     }
     fn recip(self) -> Self {
         let r = self.re.recip();
@@ -250,9 +218,6 @@ impl<T: Real, const N: usize> Float for Dual<T, N> {
     fn ln(self) -> Self {
         self.chain(self.re.ln(), self.re.recip())
     }
-    fn log(self, base: Self) -> Self {
-        self.ln() / base.ln()
-    }
     fn log2(self) -> Self {
         self.chain(self.re.log2(), T::one() / (self.re * T::LN_2()))
     }
@@ -272,9 +237,6 @@ impl<T: Real, const N: usize> Float for Dual<T, N> {
         } else {
             other
         }
-    }
-    fn abs_sub(self, other: Self) -> Self {
-        (self - other).max(Dual::constant_of(T::zero()))
     }
     fn cbrt(self) -> Self {
         let c = self.re.cbrt();
@@ -329,9 +291,6 @@ impl<T: Real, const N: usize> Float for Dual<T, N> {
             eps: std::array::from_fn(|k| (x * self.eps[k] - y * other.eps[k]) / r2),
         }
     }
-    fn sin_cos(self) -> (Self, Self) {
-        (self.sin(), self.cos())
-    }
     fn exp_m1(self) -> Self {
         self.chain(self.re.exp_m1(), self.re.exp())
     }
@@ -362,12 +321,6 @@ impl<T: Real, const N: usize> Float for Dual<T, N> {
     }
     fn atanh(self) -> Self {
         self.chain(self.re.atanh(), T::one() / (T::one() - self.re * self.re))
-    }
-    fn to_degrees(self) -> Self {
-        self.chain(self.re.to_degrees(), T::constant(180.0) / T::PI())
-    }
-    fn to_radians(self) -> Self {
-        self.chain(self.re.to_radians(), T::PI() / T::constant(180.0))
     }
 }
 

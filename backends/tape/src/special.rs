@@ -1,7 +1,7 @@
 //! Array-level nodes: sum, dot, matrix products, custom rules, hooks and checkpoints. Each is
 //! one record with an array-level pullback; constant operands get no adjoint work.
 
-use difi_core::{Error, Hook, Real, Result, Rule, Segment};
+use difi_core::{check_pullback, Error, Hook, Real, Result, Rule, Segment};
 use ndarray::{Array1, Array2, ArrayD, ArrayView1, ArrayView2, ArrayViewD, IxDyn};
 
 use crate::tape::{operand_value, with_tape, Op, Special, TapeData, CONST_BIT, NO_INDEX};
@@ -325,42 +325,12 @@ impl<R: Rule, S: Real> Special<S> for RuleNode<R, S> {
             .collect();
         let views: Vec<ArrayViewD<'_, S>> = cots.iter().map(|a| a.view()).collect();
         let result = self.rule.pullback(&self.saved, &views, &self.active);
-        let contract = |message: String| Error::RuleContract {
-            rule: self.rule.name(),
-            message,
-        };
-        if result.len() != self.inputs.len() {
-            return Err(contract(format!(
-                "pullback returned {} cotangents for {} inputs",
-                result.len(),
-                self.inputs.len()
-            )));
-        }
-        for (i, ct) in result.iter().enumerate() {
-            match (self.active[i], ct) {
-                (true, Some(ct)) => {
-                    if ct.shape() != self.input_shapes[i].as_slice() {
-                        return Err(contract(format!(
-                            "cotangent {i} has shape {:?} but input {i} has shape {:?}",
-                            ct.shape(),
-                            self.input_shapes[i]
-                        )));
-                    }
-                    for (&r, &g) in self.inputs[i].iter().zip(ct.iter()) {
-                        add_to(adj, r, g);
-                    }
+        check_pullback(self.rule.name(), &result, &self.active, &self.input_shapes)?;
+        for (refs, ct) in self.inputs.iter().zip(&result) {
+            if let Some(ct) = ct {
+                for (&r, &g) in refs.iter().zip(ct.iter()) {
+                    add_to(adj, r, g);
                 }
-                (true, None) => {
-                    return Err(contract(format!(
-                        "input {i} needs a cotangent but the pullback returned None"
-                    )))
-                }
-                (false, Some(_)) => {
-                    return Err(contract(format!(
-                        "input {i} is constant (not needed) but the pullback computed a cotangent"
-                    )))
-                }
-                (false, None) => {}
             }
         }
         Ok(())

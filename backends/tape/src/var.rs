@@ -1,7 +1,6 @@
 //! `Var<S>`: the tape engine's tracer over any base scalar.
 
 use std::cmp::Ordering;
-use std::num::FpCategory;
 use std::ops::{Add, Div, Mul, Neg, Sub};
 
 use difi_core::{Error, Hook, Real, Rule, Segment};
@@ -183,36 +182,8 @@ macro_rules! unary_ops {
     )*};
 }
 
-macro_rules! value_query {
-    ($($m:ident -> $t:ty),* $(,)?) => {$(
-        fn $m(self) -> $t {
-            self.value.$m()
-        }
-    )*};
-}
-
-macro_rules! constant_ctor {
-    ($($m:ident),* $(,)?) => {$(
-        fn $m() -> Self {
-            Var::constant_of(S::$m())
-        }
-    )*};
-}
-
 impl<S: Real> Float for Var<S> {
-    constant_ctor!(
-        nan,
-        infinity,
-        neg_infinity,
-        neg_zero,
-        min_value,
-        min_positive_value,
-        max_value,
-        epsilon
-    );
-    value_query!(is_nan -> bool, is_infinite -> bool, is_finite -> bool, is_normal -> bool,
-        classify -> FpCategory, is_sign_positive -> bool, is_sign_negative -> bool,
-        integer_decode -> (u64, i16, i8));
+    difi_core::float_passthrough_methods!(value, Var::constant_of);
     unary_ops!(floor => Floor, ceil => Ceil, round => Round, trunc => Trunc, fract => Fract,
         abs => Abs, signum => Signum, sqrt => Sqrt, exp => Exp, exp2 => Exp2, ln => Ln,
         log2 => Log2, log10 => Log10, cbrt => Cbrt, sin => Sin, cos => Cos, tan => Tan,
@@ -220,17 +191,11 @@ impl<S: Real> Float for Var<S> {
         cosh => Cosh, tanh => Tanh, asinh => Asinh, acosh => Acosh, atanh => Atanh,
         recip => Recip);
 
-    fn mul_add(self, a: Self, b: Self) -> Self {
-        self * a + b
-    }
     fn powi(self, n: i32) -> Self {
         self.with_immediate(Op::Powi, n as u32, self.value.powi(n))
     }
     fn powf(self, n: Self) -> Self {
         self.binary(n, Op::Powf, self.value.powf(n.value))
-    }
-    fn log(self, base: Self) -> Self {
-        self.ln() / base.ln()
     }
     fn max(self, other: Self) -> Self {
         let v = if self.value >= other.value {
@@ -248,23 +213,11 @@ impl<S: Real> Float for Var<S> {
         };
         self.binary(other, Op::Min, v)
     }
-    fn abs_sub(self, other: Self) -> Self {
-        (self - other).max(Var::constant_of(S::zero()))
-    }
     fn hypot(self, other: Self) -> Self {
         self.binary(other, Op::Hypot, self.value.hypot(other.value))
     }
     fn atan2(self, other: Self) -> Self {
         self.binary(other, Op::Atan2, self.value.atan2(other.value))
-    }
-    fn sin_cos(self) -> (Self, Self) {
-        (self.sin(), self.cos())
-    }
-    fn to_degrees(self) -> Self {
-        self * Var::constant_of(S::constant(180.0) / S::PI())
-    }
-    fn to_radians(self) -> Self {
-        self * Var::constant_of(S::PI() / S::constant(180.0))
     }
 }
 

@@ -163,3 +163,53 @@ macro_rules! impl_tracer_boilerplate {
         )*
     };
 }
+
+/// Inside an `impl num_traits::Float for Tracer` block: the methods that do not depend on the
+/// engine. Constants are built with `$ctor` (a function from the base scalar to a constant
+/// tracer), queries read `self.$field`, and `mul_add`, `log`, `sin_cos`, `abs_sub`,
+/// `to_degrees` and `to_radians` are composed from the tracer's own arithmetic.
+///
+/// ```ignore
+/// impl<S: Real> Float for Var<S> {
+///     difi_core::float_passthrough_methods!(value, Var::constant_of);
+///     // ... the differentiable methods
+/// }
+/// ```
+#[macro_export]
+macro_rules! float_passthrough_methods {
+    ($field:ident, $ctor:path) => {
+        $crate::float_passthrough_methods!(@ctor $ctor; nan, infinity, neg_infinity, neg_zero,
+            min_value, min_positive_value, max_value, epsilon);
+        $crate::float_passthrough_methods!(@query $field; is_nan -> bool, is_infinite -> bool,
+            is_finite -> bool, is_normal -> bool, classify -> ::std::num::FpCategory,
+            is_sign_positive -> bool, is_sign_negative -> bool, integer_decode -> (u64, i16, i8));
+        fn mul_add(self, a: Self, b: Self) -> Self {
+            self * a + b
+        }
+        fn log(self, base: Self) -> Self {
+            self.ln() / base.ln()
+        }
+        fn sin_cos(self) -> (Self, Self) {
+            (self.sin(), self.cos())
+        }
+        fn abs_sub(self, other: Self) -> Self {
+            (self - other).max(<Self as $crate::__private::Zero>::zero())
+        }
+        fn to_degrees(self) -> Self {
+            self * <Self as $crate::Real>::constant(180.0 / ::std::f64::consts::PI)
+        }
+        fn to_radians(self) -> Self {
+            self * <Self as $crate::Real>::constant(::std::f64::consts::PI / 180.0)
+        }
+    };
+    (@ctor $ctor:path; $($m:ident),*) => {$(
+        fn $m() -> Self {
+            $ctor($crate::__private::Float::$m())
+        }
+    )*};
+    (@query $field:ident; $($m:ident -> $t:ty),*) => {$(
+        fn $m(self) -> $t {
+            $crate::__private::Float::$m(self.$field)
+        }
+    )*};
+}

@@ -40,7 +40,7 @@ pub use error::{Error, Result};
 pub use fd::{DensePullback, FiniteDifferences};
 pub use prepared::{op, GradientPrep, Prepared};
 pub use real::Real;
-pub use rule::{apply, checkpoint, Hook, Rule, Segment};
+pub use rule::{apply, check_pullback, checkpoint, Hook, Rule, Segment};
 pub use value::{flatten, Differentiable, Output, Shape};
 
 pub use ndarray::{ArrayD, ArrayViewD};

@@ -118,3 +118,45 @@ pub trait Segment: Clone + Send + Sync + 'static {
 pub fn checkpoint<T: Real, C: Segment>(segment: &C, inputs: &[T]) -> Vec<T> {
     T::checkpoint(segment, inputs)
 }
+
+/// Checks what a rule's pullback returned against its contract: one entry per input, `Some`
+/// with the input's shape exactly where `needed`. Engines call it before using the cotangents,
+/// so a rule that breaks its contract is an error instead of a wrong gradient.
+pub fn check_pullback<T: Real>(
+    rule: &'static str,
+    result: &[Option<ArrayD<T>>],
+    needed: &[bool],
+    input_shapes: &[Vec<usize>],
+) -> crate::Result<()> {
+    let contract = |message: String| crate::Error::RuleContract { rule, message };
+    if result.len() != needed.len() {
+        return Err(contract(format!(
+            "pullback returned {} cotangents for {} inputs",
+            result.len(),
+            needed.len()
+        )));
+    }
+    for (i, (ct, &n)) in result.iter().zip(needed).enumerate() {
+        match (n, ct) {
+            (true, Some(ct)) if ct.shape() != input_shapes[i].as_slice() => {
+                return Err(contract(format!(
+                    "cotangent {i} has shape {:?} but input {i} has shape {:?}",
+                    ct.shape(),
+                    input_shapes[i]
+                )))
+            }
+            (true, None) => {
+                return Err(contract(format!(
+                    "input {i} needs a cotangent but the pullback returned None"
+                )))
+            }
+            (false, Some(_)) => {
+                return Err(contract(format!(
+                    "input {i} is constant (not needed) but the pullback computed a cotangent"
+                )))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
