@@ -1,7 +1,7 @@
 //! # difi-conformance: one suite every engine passes
 //!
-//! [`run_first_order`] runs every first-order scenario against any [`Backend`];
-//! [`run_second_order`] adds the Hessian scenarios for a [`SecondOrder`] backend. Each returns
+//! [`run_first_order`] runs every first-order scenario against any [`difi_core::Backend`];
+//! [`run_second_order`] adds the Hessian scenarios for a [`difi_core::SecondOrder`] backend. Each returns
 //! one [`Outcome`] per scenario: pass, fail with the worst relative error and the reason, or not
 //! applicable with the reason. The `difi-conformance` binary runs every engine of the workspace
 //! and prints the table; this crate's tests run the suite per engine.
