@@ -14,7 +14,7 @@
 //! | `forward`         | `Forward<8>` (first order)                 |
 //! | none              | [`FiniteDifferences`]                      |
 //!
-//! The engines are re-exported as [`tape`], [`forward`] and custom FFT rules as [`fft`] when
+//! The engines are re-exported as `difi::tape`, `difi::forward` and custom FFT rules as `difi::fft` when
 //! their features are on.
 //!
 //! ```
