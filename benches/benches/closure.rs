@@ -62,13 +62,15 @@ fn conv_group(c: &mut Criterion) {
     let mut g = c.benchmark_group("conv-64x64x23");
     g.sample_size(20);
     g.bench_function("primal", |b| {
-        b.iter(|| conv(&rule, u.view(), v.view()).unwrap().sum())
+        b.iter(|| difi_core::sum(&conv(&rule, u.view(), v.view()).unwrap()))
     });
     g.bench_function("tape-gradient-v-const", |b| {
         b.iter(|| {
             Tape::new()
                 .gradient(
-                    |(u, v): (ArrayD<_>, ArrayD<_>)| conv(&rule, u.view(), v.view()).unwrap().sum(),
+                    |(u, v): (ArrayD<_>, ArrayD<_>)| {
+                        difi_core::sum(&conv(&rule, u.view(), v.view()).unwrap())
+                    },
                     (Active(&u), Const(&v)),
                 )
                 .unwrap()
@@ -78,7 +80,9 @@ fn conv_group(c: &mut Criterion) {
         b.iter(|| {
             Closure::default()
                 .gradient(
-                    |(u, v): (ArrayD<_>, ArrayD<_>)| conv(&rule, u.view(), v.view()).unwrap().sum(),
+                    |(u, v): (ArrayD<_>, ArrayD<_>)| {
+                        difi_core::sum(&conv(&rule, u.view(), v.view()).unwrap())
+                    },
                     (Active(&u), Const(&v)),
                 )
                 .unwrap()
@@ -88,7 +92,9 @@ fn conv_group(c: &mut Criterion) {
         b.iter(|| {
             Tape::new()
                 .gradient(
-                    |(u, v): (ArrayD<_>, ArrayD<_>)| conv(&rule, u.view(), v.view()).unwrap().sum(),
+                    |(u, v): (ArrayD<_>, ArrayD<_>)| {
+                        difi_core::sum(&conv(&rule, u.view(), v.view()).unwrap())
+                    },
                     (Active(&u), Active(&v)),
                 )
                 .unwrap()

@@ -253,9 +253,10 @@ fn main() {
         runs: 3,
         budget: Duration::from_millis(if quick { 500 } else { 1 }),
     };
-    let f = |(u, v): (ArrayD<_>, ArrayD<_>)| conv(&rule, u.view(), v.view()).unwrap().sum();
+    let f =
+        |(u, v): (ArrayD<_>, ArrayD<_>)| difi_core::sum(&conv(&rule, u.view(), v.view()).unwrap());
     let p = conv_runs.time(|| {
-        black_box(conv(&rule, u.view(), w.view()).unwrap().sum());
+        black_box(difi_core::sum(&conv(&rule, u.view(), w.view()).unwrap()));
     });
     let one = conv_runs.time(|| {
         black_box(Tape::new().gradient(f, (Active(&u), Const(&w))).unwrap());
@@ -264,7 +265,9 @@ fn main() {
         black_box(Tape::new().gradient(f, (Active(&u), Active(&w))).unwrap());
     });
     let closure_one = conv_runs.time(|| {
-        let f = |(u, v): (ArrayD<_>, ArrayD<_>)| conv(&rule, u.view(), v.view()).unwrap().sum();
+        let f = |(u, v): (ArrayD<_>, ArrayD<_>)| {
+            difi_core::sum(&conv(&rule, u.view(), v.view()).unwrap())
+        };
         black_box(
             Closure::default()
                 .gradient(f, (Active(&u), Const(&w)))

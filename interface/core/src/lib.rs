@@ -39,7 +39,7 @@ pub use backend::{Backend, Pullback, PullbackFn, SecondOrder};
 pub use error::{Error, Result};
 pub use fd::{DensePullback, FiniteDifferences};
 pub use prepared::{op, GradientPrep, Prepared};
-pub use real::Real;
+pub use real::{sum, Real};
 pub use rule::{apply, check_pullback, checkpoint, Hook, Rule, Segment};
 pub use value::{flatten, Differentiable, Output, Shape};
 

@@ -189,3 +189,22 @@ impl Real for f32 {
         self as f64
     }
 }
+
+/// Sum of all elements of an array of any dimension through [`Real::sum_all`], so an engine
+/// records one node (ndarray's own `sum()` folds with `+` and records one node per element).
+///
+/// ```
+/// let a = ndarray::arr2(&[[1.0, 2.0], [3.0, 4.0]]);
+/// assert_eq!(difi_core::sum(&a), 10.0);
+/// ```
+pub fn sum<T: Real, Dt: ndarray::Data<Elem = T>, D: ndarray::Dimension>(
+    a: &ndarray::ArrayBase<Dt, D>,
+) -> T {
+    match a.as_slice_memory_order() {
+        Some(s) => T::sum_all(ArrayView1::from(s)),
+        None => {
+            let v: Vec<T> = a.iter().copied().collect();
+            T::sum_all(ArrayView1::from(&v[..]))
+        }
+    }
+}
