@@ -20,11 +20,13 @@ use difi_core::FiniteDifferences;
 use difi_forward::{Forward, ForwardOverReverse};
 use difi_tape::Tape;
 
-const ENGINES: [&str; 4] = [
+const ENGINES: [&str; 6] = [
     "finite-differences",
     "tape",
+    "closure",
     "forward",
     "forward-over-reverse(tape)",
+    "forward-over-reverse(closure)",
 ];
 
 fn run_engine(name: &str, filter: &str) -> Option<Vec<Outcome>> {
