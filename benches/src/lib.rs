@@ -4,5 +4,6 @@
 pub mod basic;
 pub mod gmm;
 pub mod gradbench;
+pub mod lstm;
 pub mod mt19937;
 pub mod workloads;

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use difi_benches::basic::{rosenbrock, Chain};
 use difi_benches::gmm::gmm_objective;
+use difi_benches::lstm::lstm_objective;
 use difi_benches::mt19937::Mt19937;
 use difi_benches::workloads::{det, kmeans_cost, llsq, lse, ode};
 use difi_closure::Closure;
@@ -241,6 +242,46 @@ fn main() {
             rep.ratio("gmm-d10-K25-n1000", "closure/tape", "gradient", c / t);
         }
         Err(e) => println!("skip gmm: {e}"),
+    }
+
+    // lstm, l = 2, c = 1024 (ADBench data beside the repository).
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/data/adbench/lstm/lstm_l2_c1024.txt");
+    match difi_benches::lstm::LstmInput::read(&path) {
+        Ok(g) => {
+            let (l, c, b) = (g.l, g.c, g.b);
+            let p = rep.time(|| {
+                black_box(lstm_objective(
+                    &g.main,
+                    &g.extra,
+                    &g.state,
+                    &g.sequence,
+                    l,
+                    c,
+                    b,
+                ));
+            });
+            let t = rep.time(|| {
+                let f = |(m, e, s, q): (Vec<_>, Vec<_>, Vec<_>, Vec<_>)| {
+                    lstm_objective(&m, &e, &s, &q, l, c, b)
+                };
+                black_box(
+                    Tape::new()
+                        .gradient(
+                            f,
+                            (
+                                Active(&g.main),
+                                Active(&g.extra),
+                                Const(&g.state),
+                                Const(&g.sequence),
+                            ),
+                        )
+                        .unwrap(),
+                );
+            });
+            rep.ratio("lstm-l2-c1024", "tape", "gradient", t / p);
+        }
+        Err(e) => println!("skip lstm: {e}"),
     }
 
     // The seed's convolution: gradient with v constant and with both active.

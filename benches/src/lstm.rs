@@ -1,0 +1,165 @@
+//! lstm: the GradBench LSTM loss and ADBench's file reader.
+
+use std::path::Path;
+
+use difi_core::Real;
+
+/// One lstm problem as ADBench stores it.
+#[derive(Clone, Debug)]
+pub struct LstmInput {
+    /// Layers.
+    pub l: usize,
+    /// Sequence length.
+    pub c: usize,
+    /// Width.
+    pub b: usize,
+    /// Weights and biases, `2l × 4b`.
+    pub main: Vec<f64>,
+    /// Input scale, output scale and output bias, `3 × b`.
+    pub extra: Vec<f64>,
+    /// Hidden and cell state per layer, `2l × b`.
+    pub state: Vec<f64>,
+    /// The sequence, `c × b`.
+    pub sequence: Vec<f64>,
+}
+
+impl LstmInput {
+    /// Reads ADBench's format: `l c b`, then main, extra, state, sequence.
+    pub fn read(path: &Path) -> Result<LstmInput, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut tokens = text.split_whitespace();
+        let mut next = |what: &str| -> Result<f64, String> {
+            tokens
+                .next()
+                .ok_or(format!("lstm file ends before {what}"))?
+                .parse::<f64>()
+                .map_err(|e| format!("lstm file: {what}: {e}"))
+        };
+        let (l, c, b) = (
+            next("l")? as usize,
+            next("c")? as usize,
+            next("b")? as usize,
+        );
+        let mut take =
+            |n: usize, what: &str| (0..n).map(|_| next(what)).collect::<Result<Vec<_>, _>>();
+        let main = take(2 * l * 4 * b, "main_params")?;
+        let extra = take(3 * b, "extra_params")?;
+        let state = take(2 * l * b, "state")?;
+        let sequence = take(c * b, "sequence")?;
+        Ok(LstmInput {
+            l,
+            c,
+            b,
+            main,
+            extra,
+            state,
+            sequence,
+        })
+    }
+}
+
+fn sigmoid<T: Real>(x: T) -> T {
+    T::one() / (T::one() + (-x).exp())
+}
+
+/// The loss: `−Σ_t ⟨sequence[t+1], y_t − lse(y_t)⟩ / ((c − 1) b)` over the LSTM of WORKLOADS.md.
+/// `state` is updated in place over time, as the reference does (a copy is taken here).
+pub fn lstm_objective<T: Real>(
+    main: &[T],
+    extra: &[T],
+    state: &[T],
+    sequence: &[T],
+    l: usize,
+    c: usize,
+    b: usize,
+) -> T {
+    let mut state = state.to_vec();
+    let mut total = T::zero();
+    for t in 0..c.saturating_sub(1) {
+        let mut x: Vec<T> = (0..b).map(|j| sequence[t * b + j] * extra[j]).collect();
+        for i in 0..l {
+            let w = &main[(2 * i) * 4 * b..(2 * i + 1) * 4 * b];
+            let bb = &main[(2 * i + 1) * 4 * b..(2 * i + 2) * 4 * b];
+            for j in 0..b {
+                let h = state[(2 * i) * b + j];
+                let cell = state[(2 * i + 1) * b + j];
+                let f = sigmoid(x[j] * w[j] + bb[j]);
+                let inp = sigmoid(h * w[b + j] + bb[b + j]);
+                let o = sigmoid(x[j] * w[2 * b + j] + bb[2 * b + j]);
+                let g = (h * w[3 * b + j] + bb[3 * b + j]).tanh();
+                let cell = cell * f + inp * g;
+                let h = o * cell.tanh();
+                state[(2 * i + 1) * b + j] = cell;
+                state[(2 * i) * b + j] = h;
+                x[j] = h;
+            }
+        }
+        let y: Vec<T> = (0..b)
+            .map(|j| x[j] * extra[b + j] + extra[2 * b + j])
+            .collect();
+        let lse = (y.iter().fold(T::zero(), |s, &v| s + v.exp()) + T::constant(2.0)).ln();
+        for j in 0..b {
+            total += sequence[(t + 1) * b + j] * (y[j] - lse);
+        }
+    }
+    -total / T::constant(((c - 1) * b) as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mt19937::Mt19937;
+    use difi_core::{Active, Backend, Const, FiniteDifferences, NoTangent};
+    use difi_tape::Tape;
+
+    #[test]
+    fn gradient_matches_finite_differences() {
+        let (l, c, b) = (2, 4, 3);
+        let mut r = Mt19937::new(31337);
+        let mut draw = |n: usize| (0..n).map(|_| r.next_f64() - 0.5).collect::<Vec<f64>>();
+        let (main, extra, state, seq) = (
+            draw(2 * l * 4 * b),
+            draw(3 * b),
+            draw(2 * l * b),
+            draw(c * b),
+        );
+        let (gm, ge, NoTangent, NoTangent) = Tape::new()
+            .gradient(
+                |(m, e, s, q): (Vec<_>, Vec<_>, Vec<_>, Vec<_>)| {
+                    lstm_objective(&m, &e, &s, &q, l, c, b)
+                },
+                (Active(&main), Active(&extra), Const(&state), Const(&seq)),
+            )
+            .unwrap();
+        let (fm, fe, NoTangent, NoTangent) = FiniteDifferences::default()
+            .gradient(
+                |(m, e, s, q): (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>)| {
+                    lstm_objective(&m, &e, &s, &q, l, c, b)
+                },
+                (Active(&main), Active(&extra), Const(&state), Const(&seq)),
+            )
+            .unwrap();
+        for (a, f) in gm.iter().chain(&ge).zip(fm.iter().chain(&fe)) {
+            assert!((a - f).abs() <= 1e-7 * f.abs().max(1.0), "{a} vs {f}");
+        }
+    }
+
+    #[test]
+    fn reads_the_adbench_file() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../shared/data/adbench/lstm/lstm_l2_c1024.txt");
+        let input = LstmInput::read(&path).expect("the ADBench data beside the repository");
+        assert_eq!((input.l, input.c, input.b), (2, 1024, 14));
+        assert_eq!(input.sequence.len(), 1024 * 14);
+        let loss = lstm_objective(
+            &input.main,
+            &input.extra,
+            &input.state,
+            &input.sequence,
+            2,
+            1024,
+            14,
+        );
+        assert!(loss.is_finite());
+    }
+}
