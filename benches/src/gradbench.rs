@@ -11,10 +11,11 @@ use difi_forward::ForwardOverReverse;
 use difi_tape::Tape;
 use serde_json::{json, Value};
 
+use crate::lstm::lstm_objective;
 use crate::workloads::{det, kmeans_cost, llsq, lse, ode};
 
 /// Modules this tool evaluates.
-pub const MODULES: [&str; 6] = ["hello", "llsq", "lse", "det", "ode", "kmeans"];
+pub const MODULES: [&str; 7] = ["hello", "llsq", "lse", "det", "ode", "kmeans", "lstm"];
 
 /// The engine a session differentiates with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -220,6 +221,51 @@ impl Session {
                 let dir: Vec<f64> = g.iter().zip(&h).map(|(a, b)| a / b).collect();
                 Ok(json!(dir.chunks(d.max(1)).collect::<Vec<_>>()))
             }
+            ("lstm", "objective") | ("lstm", "jacobian") => {
+                let (main, b4) = rows(input, "main_params")?;
+                let (extra, b) = rows(input, "extra_params")?;
+                let (state, _) = rows(input, "state")?;
+                let (sequence, _) = rows(input, "sequence")?;
+                if b == 0
+                    || b4 != 4 * b
+                    || extra.len() != 3 * b
+                    || state.len() * 4 != main.len()
+                    || sequence.len() % b != 0
+                {
+                    return Err("lstm: shapes must be main_params[2l][4b], extra_params[3][b], state[2l][b], sequence[c][b]".into());
+                }
+                let (l, c) = (state.len() / (2 * b), sequence.len() / b);
+                if c < 2 {
+                    return Err("lstm: the sequence needs at least two steps".into());
+                }
+                if function == "objective" {
+                    return Ok(json!(lstm_objective(
+                        &main, &extra, &state, &sequence, l, c, b
+                    )));
+                }
+                let args = (
+                    Active(&main),
+                    Active(&extra),
+                    Const(&state),
+                    Const(&sequence),
+                );
+                let (gm, ge, NoTangent, NoTangent) = match e {
+                    Engine::Tape => Tape::new().gradient(
+                        |(m, x, s, q): (Vec<_>, Vec<_>, Vec<_>, Vec<_>)| {
+                            lstm_objective(&m, &x, &s, &q, l, c, b)
+                        },
+                        args,
+                    ),
+                    Engine::Closure => Closure::default().gradient(
+                        |(m, x, s, q): (Vec<_>, Vec<_>, Vec<_>, Vec<_>)| {
+                            lstm_objective(&m, &x, &s, &q, l, c, b)
+                        },
+                        args,
+                    ),
+                }
+                .map_err(|e| e.to_string())?;
+                Ok(json!(gm.into_iter().chain(ge).collect::<Vec<f64>>()))
+            }
             _ => Err(format!("`{module}` has no function `{function}` here")),
         }
     }
@@ -228,7 +274,7 @@ impl Session {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use difi_core::FiniteDifferences;
+    use difi_core::{FiniteDifferences, NoTangent};
 
     fn ok(line: &str) -> Value {
         let v: Value = serde_json::from_str(line).expect("a JSON line");
@@ -308,6 +354,24 @@ mod tests {
             for (g, w) in got.iter().zip(want) {
                 assert!((g - w).abs() < 1e-12, "{got:?}");
             }
+            let v = ok(&s.respond(r#"{"id":17,"kind":"evaluate","module":"lstm","function":"jacobian","input":{"main_params":[[0.1,0.2,0.3,0.4],[0.0,0.1,0.0,0.1]],"extra_params":[[1.0],[0.5],[0.1]],"state":[[0.2],[0.3]],"sequence":[[0.5],[0.1],[0.7]]}}"#));
+            let want = {
+                let (main, extra) = (
+                    vec![0.1, 0.2, 0.3, 0.4, 0.0, 0.1, 0.0, 0.1],
+                    vec![1.0, 0.5, 0.1],
+                );
+                let (state, seq) = (vec![0.2, 0.3], vec![0.5, 0.1, 0.7]);
+                let (fm, fe, NoTangent, NoTangent) = FiniteDifferences::default()
+                    .gradient(
+                        |(m, e, s, q): (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>)| {
+                            lstm_objective(&m, &e, &s, &q, 1, 3, 1)
+                        },
+                        (Active(&main), Active(&extra), Const(&state), Const(&seq)),
+                    )
+                    .unwrap();
+                fm.into_iter().chain(fe).collect::<Vec<_>>()
+            };
+            assert_gradbench_close(&v["output"], &want);
             let done: Value =
                 serde_json::from_str(&s.respond(r#"{"id":16,"kind":"analysis"}"#)).unwrap();
             assert_eq!(done, json!({"id": 16}));
