@@ -11,11 +11,14 @@ use difi_forward::ForwardOverReverse;
 use difi_tape::Tape;
 use serde_json::{json, Value};
 
+use crate::gmm::gmm_objective;
 use crate::lstm::lstm_objective;
 use crate::workloads::{det, kmeans_cost, llsq, lse, ode};
 
 /// Modules this tool evaluates.
-pub const MODULES: [&str; 7] = ["hello", "llsq", "lse", "det", "ode", "kmeans", "lstm"];
+pub const MODULES: [&str; 8] = [
+    "hello", "llsq", "lse", "det", "ode", "kmeans", "lstm", "gmm",
+];
 
 /// The engine a session differentiates with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -266,6 +269,67 @@ impl Session {
                 .map_err(|e| e.to_string())?;
                 Ok(json!(gm.into_iter().chain(ge).collect::<Vec<f64>>()))
             }
+            ("gmm", "objective") | ("gmm", "jacobian") => {
+                let (d, k) = (int(input, "d")?, int(input, "k")?);
+                let alpha = floats(input, "alpha")?;
+                let (mu, dm) = rows(input, "mu")?;
+                let (q, dq) = rows(input, "q")?;
+                let (l, _) = rows(input, "l")?;
+                let (x, dx) = rows(input, "x")?;
+                let m = int(input, "m")?;
+                let gamma = input
+                    .get("gamma")
+                    .and_then(Value::as_f64)
+                    .ok_or("input field `gamma` must be a number")?;
+                let tri = d * d.saturating_sub(1) / 2;
+                if d == 0
+                    || alpha.len() != k
+                    || dm != d
+                    || dq != d
+                    || dx != d
+                    || mu.len() != k * d
+                    || q.len() != k * d
+                    || l.len() != k * tri
+                {
+                    return Err(
+                        "gmm: shapes must be alpha[k], mu[k][d], q[k][d], l[k][d(d-1)/2], x[n][d]"
+                            .into(),
+                    );
+                }
+                if function == "objective" {
+                    return Ok(json!(gmm_objective(
+                        &alpha, &mu, &q, &l, &x, d, k, gamma, m
+                    )));
+                }
+                let args = (
+                    Active(&alpha),
+                    Active(&mu),
+                    Active(&q),
+                    Active(&l),
+                    Const(&x),
+                );
+                let (ga, gm, gq, gl, NoTangent) = match e {
+                    Engine::Tape => Tape::new().gradient(
+                        |(a, mu, q, l, x): (Vec<_>, Vec<_>, Vec<_>, Vec<_>, Vec<_>)| {
+                            gmm_objective(&a, &mu, &q, &l, &x, d, k, gamma, m)
+                        },
+                        args,
+                    ),
+                    Engine::Closure => Closure::default().gradient(
+                        |(a, mu, q, l, x): (Vec<_>, Vec<_>, Vec<_>, Vec<_>, Vec<_>)| {
+                            gmm_objective(&a, &mu, &q, &l, &x, d, k, gamma, m)
+                        },
+                        args,
+                    ),
+                }
+                .map_err(|e| e.to_string())?;
+                let by_row = |v: Vec<f64>, w: usize| {
+                    v.chunks(w.max(1)).map(<[f64]>::to_vec).collect::<Vec<_>>()
+                };
+                Ok(
+                    json!({"alpha": ga, "mu": by_row(gm, d), "q": by_row(gq, d), "l": by_row(gl, tri)}),
+                )
+            }
             _ => Err(format!("`{module}` has no function `{function}` here")),
         }
     }
@@ -318,10 +382,33 @@ mod tests {
                     i + 1
                 )));
             }
-            let gmm: Value =
-                serde_json::from_str(&s.respond(r#"{"id":9,"kind":"define","module":"gmm"}"#))
+            let ba: Value =
+                serde_json::from_str(&s.respond(r#"{"id":9,"kind":"define","module":"ba"}"#))
                     .unwrap();
-            assert_eq!(gmm["success"], json!(false));
+            assert_eq!(ba["success"], json!(false));
+            let v = ok(&s.respond(r#"{"id":18,"kind":"evaluate","module":"gmm","function":"jacobian","input":{"d":2,"k":2,"n":3,"alpha":[0.1,-0.2],"mu":[[0.0,0.5],[1.0,-0.5]],"q":[[0.1,0.2],[-0.1,0.0]],"l":[[0.3],[-0.2]],"x":[[0.2,0.1],[0.9,-0.4],[-0.3,0.6]],"m":0,"gamma":1.0}}"#));
+            let (fa, fmu, NoTangent, NoTangent, NoTangent) = FiniteDifferences::default()
+                .gradient(
+                    |(a, mu, q, l, x): (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>)| {
+                        gmm_objective(&a, &mu, &q, &l, &x, 2, 2, 1.0, 0)
+                    },
+                    (
+                        Active(&vec![0.1, -0.2]),
+                        Active(&vec![0.0, 0.5, 1.0, -0.5]),
+                        Const(&vec![0.1, 0.2, -0.1, 0.0]),
+                        Const(&vec![0.3, -0.2]),
+                        Const(&vec![0.2, 0.1, 0.9, -0.4, -0.3, 0.6]),
+                    ),
+                )
+                .unwrap();
+            assert_gradbench_close(&v["output"]["alpha"], &fa);
+            let mu: Vec<f64> = v["output"]["mu"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .flat_map(|r| r.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()))
+                .collect();
+            assert_gradbench_close(&json!(mu), &fmu);
             let v = ok(&s.respond(
                 r#"{"id":10,"kind":"evaluate","module":"hello","function":"double","input":3.0}"#,
             ));
