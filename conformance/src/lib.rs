@@ -25,10 +25,75 @@
 
 pub mod functions;
 mod scenarios;
+pub mod workspace;
 mod wrong;
 
 pub use scenarios::{run_first_order, run_second_order};
 pub use wrong::WrongGradient;
+
+use difi_core::{Backend, FiniteDifferences, SecondOrder};
+
+/// Why the second-order scenarios do not apply to an engine run through [`run_suite`].
+pub const FIRST_ORDER_ONLY: &str =
+    "first-order engine: second-order operators need SecondOrder (e.g. forward-over-reverse)";
+
+/// The whole suite for a first-order engine, in one call: every first-order scenario run, and
+/// every second-order scenario listed as not applicable. Use [`run_suite_second_order`] when
+/// the engine implements [`SecondOrder`].
+///
+/// `filter` selects scenarios: empty for all, `=NAME` for exactly one, any other text for the
+/// names containing it.
+///
+/// ```
+/// use difi_conformance::{assert_conforms, run_suite, Profile};
+/// let outcomes = run_suite(&difi_core::FiniteDifferences::default(), &Profile::finite_differences(), "vector/Rosenbrock");
+/// assert_conforms("finite-differences", &outcomes);
+/// ```
+pub fn run_suite<B: Backend>(backend: &B, profile: &Profile, filter: &str) -> Vec<Outcome> {
+    let mut r = scenarios::Runner::new(filter);
+    scenarios::first_order(backend, profile, &mut r);
+    let mut listed = scenarios::Runner::new(filter);
+    listed.list_only();
+    scenarios::second_order(
+        &FiniteDifferences::default(),
+        &Profile::finite_differences(),
+        &mut listed,
+    );
+    r.outcomes
+        .extend(listed.outcomes.into_iter().map(|o| Outcome {
+            scenario: o.scenario,
+            status: Status::NotApplicable(FIRST_ORDER_ONLY.into()),
+        }));
+    r.outcomes
+}
+
+/// The whole suite for an engine with second-order operators: every scenario, in one call.
+/// The filter works as in [`run_suite`].
+pub fn run_suite_second_order<B: SecondOrder>(
+    backend: &B,
+    profile: &Profile,
+    filter: &str,
+) -> Vec<Outcome> {
+    let mut r = scenarios::Runner::new(filter);
+    scenarios::first_order(backend, profile, &mut r);
+    scenarios::second_order(backend, profile, &mut r);
+    r.outcomes
+}
+
+/// The names of every scenario, first-order ones first, without running any.
+///
+/// ```
+/// let names = difi_conformance::scenario_names();
+/// assert!(names.iter().any(|n| n == "vector/Rosenbrock/gradient"));
+/// assert!(names.iter().any(|n| n == "vector/Rosenbrock/hessian"));
+/// ```
+pub fn scenario_names() -> Vec<String> {
+    let mut r = scenarios::Runner::lister();
+    let (fd, p) = (FiniteDifferences::default(), Profile::finite_differences());
+    scenarios::first_order(&fd, &p, &mut r);
+    scenarios::second_order(&fd, &p, &mut r);
+    r.outcomes.into_iter().map(|o| o.scenario).collect()
+}
 
 /// How one scenario went.
 #[derive(Clone, Debug, PartialEq)]

@@ -12,75 +12,8 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::ExitCode;
 
-use difi_closure::Closure;
-use difi_conformance::{
-    run_first_order, run_second_order, Outcome, Profile, Status, WrongGradient,
-};
-use difi_core::FiniteDifferences;
-use difi_forward::{Forward, ForwardOverReverse};
-use difi_tape::Tape;
-
-const ENGINES: [&str; 6] = [
-    "finite-differences",
-    "tape",
-    "closure",
-    "forward",
-    "forward-over-reverse(tape)",
-    "forward-over-reverse(closure)",
-];
-
-fn run_engine(name: &str, filter: &str) -> Option<Vec<Outcome>> {
-    let first_order_only = |mut outcomes: Vec<Outcome>| {
-        // Second-order scenarios do not apply to a first-order engine.
-        for o in run_second_order(
-            &FiniteDifferences::default(),
-            &Profile::finite_differences(),
-            filter,
-        ) {
-            outcomes.push(Outcome {
-                scenario: o.scenario,
-                status: Status::NotApplicable(
-                    "first-order engine: use forward-over-reverse".into(),
-                ),
-            });
-        }
-        outcomes
-    };
-    Some(match name {
-        "finite-differences" => {
-            let (b, p) = (FiniteDifferences::default(), Profile::finite_differences());
-            let mut o = run_first_order(&b, &p, filter);
-            o.extend(run_second_order(&b, &p, filter));
-            o
-        }
-        "tape" => first_order_only(run_first_order(&Tape::new(), &Profile::reverse(), filter)),
-        "closure" => first_order_only(run_first_order(
-            &Closure::default(),
-            &Profile::reverse(),
-            filter,
-        )),
-        "forward" => first_order_only(run_first_order(&Forward::<8>, &Profile::forward(), filter)),
-        "forward-over-reverse(tape)" => {
-            let b = ForwardOverReverse::<Tape>::default();
-            let mut o = run_first_order(&b, &Profile::reverse(), filter);
-            o.extend(run_second_order(&b, &Profile::reverse(), filter));
-            o
-        }
-        "forward-over-reverse(closure)" => {
-            let b = ForwardOverReverse::<Closure>::default();
-            let mut o = run_first_order(&b, &Profile::reverse(), filter);
-            o.extend(run_second_order(&b, &Profile::reverse(), filter));
-            o
-        }
-        "wrong" => {
-            let (b, p) = (WrongGradient::default(), Profile::finite_differences());
-            let mut o = run_first_order(&b, &p, filter);
-            o.extend(run_second_order(&b, &p, filter));
-            o
-        }
-        _ => return None,
-    })
-}
+use difi_conformance::workspace::{run_engine, ENGINES, WRONG};
+use difi_conformance::{Outcome, Status};
 
 struct Options {
     backends: Vec<String>,
@@ -104,7 +37,9 @@ fn parse() -> Result<Options, String> {
             "-h" | "--help" => {
                 println!(
                     "usage: difi-conformance [--backend NAME]... [--filter TEXT] [--json PATH]\n\
-                     engines: {} (and `wrong`, a deliberately wrong engine for self-tests)",
+                     engines: {} (default: all), and `{WRONG}`, a deliberately wrong engine \
+                     (a self-test: the report must fail on it)\n\
+                     --filter TEXT selects the scenarios whose names contain TEXT; =NAME selects one",
                     ENGINES.join(", ")
                 );
                 std::process::exit(0);
@@ -156,7 +91,7 @@ fn main() -> ExitCode {
             None => {
                 eprintln!("unknown engine");
                 eprintln!(
-                    "difi-conformance: unknown engine {name:?}; engines: {}, wrong",
+                    "difi-conformance: unknown engine {name:?}; engines: {}, {WRONG}",
                     ENGINES.join(", ")
                 );
                 return ExitCode::from(2);

@@ -19,18 +19,45 @@ type Check = std::result::Result<f64, String>;
 const FD_REFERENCE: f64 = 1e-6;
 const FD_SECOND_REFERENCE: f64 = 1e-4;
 
-struct Runner<'a> {
+pub(crate) struct Runner<'a> {
     filter: &'a str,
-    outcomes: Vec<Outcome>,
+    /// Only list the selected names; run nothing.
+    list_only: bool,
+    pub(crate) outcomes: Vec<Outcome>,
 }
 
-impl Runner<'_> {
+impl<'a> Runner<'a> {
+    pub(crate) fn new(filter: &'a str) -> Self {
+        Runner {
+            filter,
+            list_only: false,
+            outcomes: Vec::new(),
+        }
+    }
+
+    pub(crate) fn lister() -> Self {
+        let mut r = Runner::new("");
+        r.list_only();
+        r
+    }
+
+    pub(crate) fn list_only(&mut self) {
+        self.list_only = true;
+    }
+
     fn wanted(&self, name: &str) -> bool {
-        self.filter.is_empty() || name.contains(self.filter)
+        match self.filter.strip_prefix('=') {
+            Some(exact) => name == exact,
+            None => self.filter.is_empty() || name.contains(self.filter),
+        }
     }
 
     fn run(&mut self, name: String, tolerance: f64, body: impl FnOnce() -> Check) {
         if !self.wanted(&name) {
+            return;
+        }
+        if self.list_only {
+            self.not_applicable(name, "listed, not run");
             return;
         }
         let status = match catch_unwind(AssertUnwindSafe(body)) {
@@ -93,6 +120,20 @@ fn rel(got: &[f64], want: &[f64]) -> f64 {
 /// Elements in logical (row-major) order, whatever the memory layout.
 fn elements(a: &Array2<f64>) -> Vec<f64> {
     a.iter().copied().collect()
+}
+
+/// `Err` if a call changed its input.
+fn unchanged<T: PartialEq + std::fmt::Debug>(
+    now: &T,
+    before: &T,
+) -> std::result::Result<(), String> {
+    if now == before {
+        Ok(())
+    } else {
+        Err(format!(
+            "the input changed during the call: {before:?} became {now:?}"
+        ))
+    }
 }
 
 fn rel1(got: f64, want: f64) -> f64 {
@@ -197,11 +238,16 @@ impl Segment for Steps {
 }
 
 /// Runs every first-order scenario whose name contains `filter` (all when empty).
+///
+/// A filter `=NAME` selects exactly the scenario `NAME`; any other filter selects the scenarios
+/// whose names contain it.
 pub fn run_first_order<B: Backend>(b: &B, profile: &Profile, filter: &str) -> Vec<Outcome> {
-    let mut r = Runner {
-        filter,
-        outcomes: Vec::new(),
-    };
+    let mut r = Runner::new(filter);
+    first_order(b, profile, &mut r);
+    r.outcomes
+}
+
+pub(crate) fn first_order<B: Backend>(b: &B, profile: &Profile, r: &mut Runner<'_>) {
     let tol = profile.first_order_tolerance;
     let deriving = B::Tracer::<f64>::is_deriving();
     let fd = FiniteDifferences::default();
@@ -241,9 +287,7 @@ pub fn run_first_order<B: Backend>(b: &B, profile: &Profile, filter: &str) -> Ve
             let before = x.clone();
             let (y, g) = b.value_and_gradient(func, Active(&x)).map_err(err)?;
             let g2 = b.gradient(func, Active(&x)).map_err(err)?;
-            if x != before {
-                return Err("the input changed".into());
-            }
+            unchanged(&x, &before)?;
             Ok(rel1(y, f.eval(&x)).max(rel(&g, &want)).max(rel(&g2, &want)))
         });
         r.run(format!("vector/{f:?}/gradient/prepared"), tolerance, || {
@@ -267,6 +311,7 @@ pub fn run_first_order<B: Backend>(b: &B, profile: &Profile, filter: &str) -> Ve
         r.run(format!("vector-vector/{f:?}/jacobian"), tol, || {
             let (y, j) = b.value_and_jacobian(func, Active(&x)).map_err(err)?;
             let j2 = b.jacobian(func, Active(&x)).map_err(err)?;
+            unchanged(&x, &X4.to_vec())?;
             let flat = jac.as_slice().unwrap();
             Ok(rel(&y, &y0)
                 .max(rel(&elements(&j), flat))
@@ -287,6 +332,7 @@ pub fn run_first_order<B: Backend>(b: &B, profile: &Profile, filter: &str) -> Ve
                     worst = worst.max(rel(&pb.apply(seed).map_err(err)?, &want));
                 }
             }
+            unchanged(&x, &X4.to_vec())?;
             match pb.apply(&vec![1.0; m + 1]) {
                 Err(Error::SeedShape { .. }) => Ok(worst),
                 other => Err(format!(
@@ -300,34 +346,50 @@ pub fn run_first_order<B: Backend>(b: &B, profile: &Profile, filter: &str) -> Ve
             let want = jac.dot(&Array1::from(v.clone())).to_vec();
             let (y, t) = b.value_and_pushforward(func, Active(&x), &v).map_err(err)?;
             let t2 = b.pushforward(func, Active(&x), &v).map_err(err)?;
+            unchanged(&x, &X4.to_vec())?;
+            unchanged(&v, &vec![1.0, -1.0, 0.5, 2.0])?;
             Ok(rel(&y, &y0).max(rel(&t, &want)).max(rel(&t2, &want)))
         });
         r.run(format!("vector-vector/{f:?}/prepared"), tol, || {
+            let before = x.clone();
             let elsewhere: Vec<f64> = x.iter().map(|v| v + 0.1).collect();
             let flat = jac.as_slice().unwrap();
             let pj = b.prepare_jacobian(Active(&elsewhere));
             let mut worst = 0.0_f64;
             for _ in 0..2 {
                 let j = pj.jacobian(func, Active(&x)).map_err(err)?;
-                worst = worst.max(rel(&elements(&j), flat));
+                let (y, j2) = pj.value_and_jacobian(func, Active(&x)).map_err(err)?;
+                worst = worst
+                    .max(rel(&elements(&j), flat))
+                    .max(rel(&elements(&j2), flat))
+                    .max(rel(&y, &y0));
             }
             expect_shape_error(pj.jacobian(func, Active(&vec![0.0; 5])))?;
             let pp = b.prepare_pullback(Active(&elsewhere));
-            let (_, pb) = pp.pullback(func, Active(&x)).map_err(err)?;
             let seed: Vec<f64> = vec![1.0; y0.len()];
             let want = jac.t().dot(&Array1::from(seed.clone())).to_vec();
-            worst = worst.max(rel(&pb.apply(&seed).map_err(err)?, &want));
+            for _ in 0..2 {
+                let (y, pb) = pp.pullback(func, Active(&x)).map_err(err)?;
+                worst = worst
+                    .max(rel(&pb.apply(&seed).map_err(err)?, &want))
+                    .max(rel(&y, &y0));
+            }
             expect_shape_error(pp.pullback(func, Active(&vec![0.0; 3])).map(|_| ()))?;
             let pf = b.prepare_pushforward(Active(&elsewhere));
             let v = vec![0.5; 4];
             let want = jac.dot(&Array1::from(v.clone())).to_vec();
             for _ in 0..2 {
-                worst = worst.max(rel(
-                    &pf.pushforward(func, Active(&x), &v).map_err(err)?,
-                    &want,
-                ));
+                let t = pf.pushforward(func, Active(&x), &v).map_err(err)?;
+                let (y, t2) = pf
+                    .value_and_pushforward(func, Active(&x), &v)
+                    .map_err(err)?;
+                worst = worst
+                    .max(rel(&t, &want))
+                    .max(rel(&t2, &want))
+                    .max(rel(&y, &y0));
             }
             expect_shape_error(pf.pushforward(func, Active(&vec![0.0; 3]), &vec![0.0; 3]))?;
+            unchanged(&x, &before)?;
             Ok(worst)
         });
     }
@@ -365,6 +427,39 @@ pub fn run_first_order<B: Backend>(b: &B, profile: &Profile, filter: &str) -> Ve
         ))
     });
 
+    r.run("matrix/map/pushforward".into(), tol, || {
+        let before = a.clone();
+        let da = Array2::from_shape_fn((2, 3), |(i, j)| 1.0 - 0.4 * (i * 3 + j) as f64);
+        let (y, t) = b
+            .value_and_pushforward(|a: Array2<_>| matrix_map(&a), Active(&a), &da)
+            .map_err(err)?;
+        if t.shape() != [2, 3] {
+            return Err(format!(
+                "tangent has shape {:?}, the output [2, 3]",
+                t.shape()
+            ));
+        }
+        unchanged(&a, &before)?;
+        let want = matrix_map_jacobian(&a).dot(&Array1::from_iter(da.iter().copied()));
+        Ok(rel(&elements(&y), &elements(&matrix_map(&a)))
+            .max(rel(&elements(&t), want.as_slice().unwrap())))
+    });
+    r.run("matrix/map/prepared".into(), tol, || {
+        let f = |a: Array2<_>| matrix_map(&a);
+        let want = matrix_map_jacobian(&a);
+        let pj = b.prepare_jacobian(Active(&(&a * 0.5 + 0.2)));
+        let mut worst = 0.0_f64;
+        for _ in 0..2 {
+            let (y, j) = pj.value_and_jacobian(f, Active(&a)).map_err(err)?;
+            worst = worst
+                .max(rel(&elements(&y), &elements(&matrix_map(&a))))
+                .max(rel(&elements(&j), want.as_slice().unwrap()));
+        }
+        // Same number of elements, another shape: still the documented error.
+        expect_shape_error(pj.jacobian(f, Active(&Array2::<f64>::zeros((3, 2)))))?;
+        Ok(worst)
+    });
+
     // ---- a derived struct ----
     r.run("struct/particle/gradient".into(), tol, || {
         let p = Particle {
@@ -378,6 +473,37 @@ pub fn run_first_order<B: Backend>(b: &B, profile: &Profile, filter: &str) -> Ve
         // d/dx = v + |w|², d/dv = x, d/dw = 2 w x
         Ok(rel(&[g.x, g.v], &[3.0 + 1.25, 2.0]).max(rel(&g.w, &[4.0, -2.0])))
     });
+    r.run("struct/particle/gradient/prepared".into(), tol, || {
+        let p = Particle {
+            x: 2.0,
+            v: 3.0,
+            w: vec![1.0, -0.5],
+        };
+        let before = p.clone();
+        let elsewhere = Particle {
+            x: -1.0,
+            v: 0.5,
+            w: vec![0.2, 0.3],
+        };
+        let f = |p: Particle<_>| particle_energy(&p);
+        let mut prep = b.prepare_gradient(f, Active(&elsewhere)).map_err(err)?;
+        let mut worst = 0.0_f64;
+        for _ in 0..2 {
+            let (y, g) = prep.value_and_gradient(f, Active(&p)).map_err(err)?;
+            worst = worst
+                .max(rel1(y, particle_energy(&p)))
+                .max(rel(&[g.x, g.v], &[3.0 + 1.25, 2.0]))
+                .max(rel(&g.w, &[4.0, -2.0]));
+        }
+        unchanged(&p, &before)?;
+        let longer = Particle {
+            x: 1.0,
+            v: 1.0,
+            w: vec![1.0; 3],
+        };
+        expect_shape_error(prep.gradient(f, Active(&longer)))?;
+        Ok(worst)
+    });
 
     // ---- mixed activity ----
     let (ma, mc, mb) = (vec![1.0, 2.0], 3.0, vec![4.0, 5.0]);
@@ -389,6 +515,69 @@ pub fn run_first_order<B: Backend>(b: &B, profile: &Profile, filter: &str) -> Ve
         Ok(rel1(y, mixed(&ma, mc, &mb))
             .max(rel(&ga, &[24.0, 60.0]))
             .max(rel(&gb, &[3.0, 12.0])))
+    });
+    r.run("mixed/active-const-active/pushforward".into(), tol, || {
+        // Tangents per argument, NoTangent in the Const slot:
+        // d = Σ 2c a b da + c a² db = 24·1 + 60·(-1) + 3·0.5 + 12·2.
+        let t = (vec![1.0, -1.0], NoTangent, vec![0.5, 2.0]);
+        let (y, d) = b
+            .value_and_pushforward(mixed_fn, (Active(&ma), Const(mc), Active(&mb)), &t)
+            .map_err(err)?;
+        Ok(rel1(y, mixed(&ma, mc, &mb)).max(rel1(d, -10.5)))
+    });
+    r.run("mixed/active-const-active/jacobian".into(), tol, || {
+        let j = b
+            .jacobian(mixed_fn, (Active(&ma), Const(mc), Active(&mb)))
+            .map_err(err)?;
+        if j.dim() != (1, 4) {
+            return Err(format!(
+                "Jacobian is {:?}; want 1 x 4 (active scalars only)",
+                j.dim()
+            ));
+        }
+        Ok(rel(&elements(&j), &[24.0, 60.0, 3.0, 12.0]))
+    });
+    r.run("mixed/active-const-active/pullback".into(), tol, || {
+        let (y, pb) = b
+            .pullback(mixed_fn, (Active(&ma), Const(mc), Active(&mb)))
+            .map_err(err)?;
+        let mut worst = rel1(y, mixed(&ma, mc, &mb));
+        for _ in 0..2 {
+            let (ga, NoTangent, gb) = pb.apply(&2.0).map_err(err)?;
+            worst = worst
+                .max(rel(&ga, &[48.0, 120.0]))
+                .max(rel(&gb, &[6.0, 24.0]));
+        }
+        Ok(worst)
+    });
+    r.run("mixed/active-const-active/prepared".into(), tol, || {
+        let mut prep = b
+            .prepare_gradient(mixed_fn, (Active(&mb), Const(1.0), Active(&ma)))
+            .map_err(err)?;
+        let mut worst = 0.0_f64;
+        for _ in 0..2 {
+            let (ga, NoTangent, gb) = prep
+                .gradient(mixed_fn, (Active(&ma), Const(mc), Active(&mb)))
+                .map_err(err)?;
+            worst = worst
+                .max(rel(&ga, &[24.0, 60.0]))
+                .max(rel(&gb, &[3.0, 12.0]));
+        }
+        // The first argument with another length: the error names argument 1.
+        expect_shape_error(
+            prep.gradient(mixed_fn, (Active(&vec![1.0; 3]), Const(mc), Active(&mb))),
+        )?;
+        Ok(worst)
+    });
+    r.run("mixed/all-const/pushforward".into(), tol, || {
+        let (y, d) = b
+            .value_and_pushforward(
+                mixed_fn,
+                (Const(&ma), Const(mc), Const(&mb)),
+                &(NoTangent, NoTangent, NoTangent),
+            )
+            .map_err(err)?;
+        Ok(rel1(y, mixed(&ma, mc, &mb)).max(rel1(d, 0.0)))
     });
     r.run("mixed/all-const/gradient".into(), tol, || {
         let (y, (NoTangent, NoTangent, NoTangent)) = b
@@ -411,6 +600,34 @@ pub fn run_first_order<B: Backend>(b: &B, profile: &Profile, filter: &str) -> Ve
     r.run("edge/one-element/gradient".into(), tol, || {
         let g = b.gradient(sum_squares, Active(&vec![0.3])).map_err(err)?;
         Ok(rel(&g, &[0.6]))
+    });
+    let elementwise = |x: Vec<_>| VectorVectorFn::Elementwise.eval(&x);
+    r.run("edge/empty/jacobian".into(), tol, || {
+        let (y, j) = b
+            .value_and_jacobian(elementwise, Active(&Vec::<f64>::new()))
+            .map_err(err)?;
+        if !y.is_empty() || !j.is_empty() {
+            return Err(format!(
+                "value {y:?} and Jacobian {:?} of an empty input",
+                j.dim()
+            ));
+        }
+        Ok(0.0)
+    });
+    r.run("edge/one-element/jacobian".into(), tol, || {
+        let x = vec![0.3];
+        let j = b.jacobian(elementwise, Active(&x)).map_err(err)?;
+        Ok(rel(
+            &elements(&j),
+            VectorVectorFn::Elementwise.jacobian(&x).as_slice().unwrap(),
+        ))
+    });
+    r.run("edge/one-element/pushforward".into(), tol, || {
+        let x = vec![0.3];
+        let t = b
+            .pushforward(elementwise, Active(&x), &vec![2.0])
+            .map_err(err)?;
+        Ok(rel(&t, &[2.0 * (0.3_f64.sin() + 0.3 * 0.3_f64.cos())]))
     });
     if profile.reverse {
         r.run("edge/n=100000/gradient".into(), tol, || {
@@ -445,6 +662,31 @@ pub fn run_first_order<B: Backend>(b: &B, profile: &Profile, filter: &str) -> Ve
             }
             result = Some(asked.is_empty());
             Ok(rel(gu.as_slice().unwrap(), v.as_slice().unwrap()))
+        });
+        if result == Some(true) {
+            r.outcomes.pop();
+            r.not_applicable(name, "the engine differentiates the rule's forward code, never its pullback or pushforward");
+        }
+    }
+    {
+        // The same probe through pushforward: no tangent is ever asked of the Const input.
+        let probe = MaskProbe::default();
+        let f = |(u, v): (ArrayD<_>, ArrayD<_>)| apply(&probe, &[u.view(), v.view()])[0].sum();
+        let name = "probe/rule-mask/const-tangent-never-asked".to_string();
+        let mut result = None;
+        r.run(name.clone(), tol, || {
+            let du = arr1(&[1.0, -1.0, 0.5]).into_dyn();
+            let d = b
+                .pushforward(f, (Active(&u), Const(&v)), &(du.clone(), NoTangent))
+                .map_err(err)?;
+            let asked = probe.asked.lock().unwrap().clone();
+            if asked.iter().any(|m| m[1]) {
+                return Err(format!(
+                    "the Const input was asked for a derivative: {asked:?}"
+                ));
+            }
+            result = Some(asked.is_empty());
+            Ok(rel1(d, (&du * &v).sum()))
         });
         if result == Some(true) {
             r.outcomes.pop();
@@ -639,8 +881,6 @@ pub fn run_first_order<B: Backend>(b: &B, profile: &Profile, filter: &str) -> Ve
             .expect("FD");
         Ok(rel(&g, &want))
     });
-
-    r.outcomes
 }
 
 fn nest_level_of<T: Real>(_: &[T]) -> usize {
@@ -652,11 +892,14 @@ fn is_deriving_of<T: Real>(_: &[T]) -> bool {
 }
 
 /// Runs every second-order scenario whose name contains `filter`.
+/// The filter works as in [`run_first_order`].
 pub fn run_second_order<B: SecondOrder>(b: &B, profile: &Profile, filter: &str) -> Vec<Outcome> {
-    let mut r = Runner {
-        filter,
-        outcomes: Vec::new(),
-    };
+    let mut r = Runner::new(filter);
+    second_order(b, profile, &mut r);
+    r.outcomes
+}
+
+pub(crate) fn second_order<B: SecondOrder>(b: &B, profile: &Profile, r: &mut Runner<'_>) {
     let tol = profile.second_order_tolerance;
     let fd = FiniteDifferences::default();
 
@@ -735,9 +978,21 @@ pub fn run_second_order<B: SecondOrder>(b: &B, profile: &Profile, filter: &str) 
                 let mut worst = 0.0_f64;
                 for _ in 0..2 {
                     let h = ph.hessian(func_h, Active(&x)).map_err(err)?;
-                    worst = worst.max(rel(&elements(&h), &flat));
-                    worst = worst.max(rel(&pv.hvp(func_v, Active(&x), &v).map_err(err)?, &hv));
+                    let (y, g, h2) = ph
+                        .value_gradient_and_hessian(func_h, Active(&x))
+                        .map_err(err)?;
+                    worst = worst
+                        .max(rel(&elements(&h), &flat))
+                        .max(rel(&elements(&h2), &flat))
+                        .max(rel(&g, &grad))
+                        .max(rel1(y, f.eval(&x)));
+                    let (g, hv1) = pv.gradient_and_hvp(func_v, Active(&x), &v).map_err(err)?;
+                    worst = worst
+                        .max(rel(&pv.hvp(func_v, Active(&x), &v).map_err(err)?, &hv))
+                        .max(rel(&hv1, &hv))
+                        .max(rel(&g, &grad));
                 }
+                unchanged(&x, &X6.to_vec())?;
                 expect_shape_error(ph.hessian(func_h, Active(&vec![0.0; 7])))?;
                 expect_shape_error(pv.hvp(func_v, Active(&vec![0.0; 7]), &vec![0.0; 7]))?;
                 Ok(worst)
@@ -759,6 +1014,4 @@ pub fn run_second_order<B: SecondOrder>(b: &B, profile: &Profile, filter: &str) 
         ];
         Ok(rel(&elements(&h), &want))
     });
-
-    r.outcomes
 }
