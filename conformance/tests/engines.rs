@@ -1,69 +1,209 @@
-//! The suite against every engine of the workspace. A failure lists every failing scenario.
+//! The suite against every engine of the workspace, one test per scenario and engine: a
+//! failure names both (e.g. `tape::scenario_12_...`), and its message gives the worst relative
+//! error and the reason.
+//!
+//! The scenario list below is checked against [`difi_conformance::scenario_names`], so a
+//! scenario added to the suite without a test here fails `every_scenario_has_a_test`.
 
-use difi_closure::Closure;
+use difi_conformance::workspace::{run_engine, ENGINES, WRONG};
 use difi_conformance::{
-    assert_conforms, run_first_order, run_second_order, Profile, Status, WrongGradient,
+    assert_conforms, run_first_order, run_second_order, run_suite, scenario_names, Outcome,
+    Profile, Status, WrongGradient,
 };
-use difi_core::FiniteDifferences;
-use difi_forward::{Forward, ForwardOverReverse};
-use difi_tape::Tape;
+use rstest::rstest;
+
+/// Runs one scenario on one engine; panics with the scenario's report if it failed.
+fn check(engine: &str, scenario: &str) {
+    let outcomes = run_engine(engine, &format!("={scenario}")).expect("a workspace engine");
+    assert_eq!(
+        outcomes.len(),
+        1,
+        "the filter ={scenario} selected {} scenarios",
+        outcomes.len()
+    );
+    match &outcomes[0].status {
+        Status::Pass { .. } => {}
+        Status::NotApplicable(reason) => eprintln!("{engine} {scenario}: not applicable: {reason}"),
+        Status::Fail { worst, reason } => {
+            panic!("{engine} fails {scenario}: worst relative error {worst:.2e}: {reason}")
+        }
+    }
+}
+
+/// Calls `$callback!` with every scenario name.
+macro_rules! with_scenarios {
+    ($callback:ident) => {
+        $callback! {
+        "scalar/Sin/derivative",
+        "scalar/Sin/derivative/prepared",
+        "scalar/Exp/derivative",
+        "scalar/Exp/derivative/prepared",
+        "scalar/Log/derivative",
+        "scalar/Log/derivative/prepared",
+        "scalar/Powi/derivative",
+        "scalar/Powi/derivative/prepared",
+        "scalar/Powf/derivative",
+        "scalar/Powf/derivative/prepared",
+        "scalar/Tanh/derivative",
+        "scalar/Tanh/derivative/prepared",
+        "scalar/Abs/derivative",
+        "scalar/Abs/derivative/prepared",
+        "vector/SumSquares/gradient",
+        "vector/SumSquares/gradient/prepared",
+        "vector/Rosenbrock/gradient",
+        "vector/Rosenbrock/gradient/prepared",
+        "vector/DotConst/gradient",
+        "vector/DotConst/gradient/prepared",
+        "vector/LogSumExp/gradient",
+        "vector/LogSumExp/gradient/prepared",
+        "vector/LoopBranch/gradient",
+        "vector/LoopBranch/gradient/prepared",
+        "vector-vector/Elementwise/jacobian",
+        "vector-vector/Elementwise/pullback",
+        "vector-vector/Elementwise/pushforward",
+        "vector-vector/Elementwise/prepared",
+        "vector-vector/MatVec/jacobian",
+        "vector-vector/MatVec/pullback",
+        "vector-vector/MatVec/pushforward",
+        "vector-vector/MatVec/prepared",
+        "vector-vector/CumSum/jacobian",
+        "vector-vector/CumSum/pullback",
+        "vector-vector/CumSum/pushforward",
+        "vector-vector/CumSum/prepared",
+        "matrix/map/jacobian",
+        "matrix/map/pullback",
+        "matrix/map/pushforward",
+        "matrix/map/prepared",
+        "struct/particle/gradient",
+        "struct/particle/gradient/prepared",
+        "mixed/active-const-active/gradient",
+        "mixed/active-const-active/pushforward",
+        "mixed/active-const-active/jacobian",
+        "mixed/active-const-active/pullback",
+        "mixed/active-const-active/prepared",
+        "mixed/all-const/pushforward",
+        "mixed/all-const/gradient",
+        "edge/empty/gradient",
+        "edge/one-element/gradient",
+        "edge/empty/jacobian",
+        "edge/one-element/jacobian",
+        "edge/one-element/pushforward",
+        "edge/n=100000/gradient",
+        "probe/rule-mask/const-never-asked",
+        "probe/rule-mask/const-tangent-never-asked",
+        "probe/conv/cotangents-computed",
+        "nested/perturbation-confusion/x*y",
+        "nested/perturbation-confusion/x+y",
+        "nested/gradient-of-gradient",
+        "feature/stop_gradient",
+        "feature/nest_level",
+        "feature/hook",
+        "feature/checkpoint",
+        "scalar/Sin/second_derivative",
+        "scalar/Sin/second_derivative/prepared",
+        "scalar/Exp/second_derivative",
+        "scalar/Exp/second_derivative/prepared",
+        "scalar/Log/second_derivative",
+        "scalar/Log/second_derivative/prepared",
+        "scalar/Powi/second_derivative",
+        "scalar/Powi/second_derivative/prepared",
+        "scalar/Powf/second_derivative",
+        "scalar/Powf/second_derivative/prepared",
+        "scalar/Tanh/second_derivative",
+        "scalar/Tanh/second_derivative/prepared",
+        "scalar/Abs/second_derivative",
+        "scalar/Abs/second_derivative/prepared",
+        "vector/SumSquares/hessian",
+        "vector/SumSquares/hvp",
+        "vector/SumSquares/second-order/prepared",
+        "vector/Rosenbrock/hessian",
+        "vector/Rosenbrock/hvp",
+        "vector/Rosenbrock/second-order/prepared",
+        "vector/DotConst/hessian",
+        "vector/DotConst/hvp",
+        "vector/DotConst/second-order/prepared",
+        "vector/LogSumExp/hessian",
+        "vector/LogSumExp/hvp",
+        "vector/LogSumExp/second-order/prepared",
+        "vector/LoopBranch/hessian",
+        "vector/LoopBranch/hvp",
+        "vector/LoopBranch/second-order/prepared",
+        "mixed/active-const-active/hessian"
+        }
+    };
+}
+
+macro_rules! per_engine_tests {
+    ($($scenario:literal),* $(,)?) => {
+        const SCENARIOS: &[&str] = &[$($scenario),*];
+
+        #[rstest]
+        fn finite_differences(#[values($($scenario),*)] scenario: &str) {
+            check("finite-differences", scenario);
+        }
+
+        #[rstest]
+        fn tape(#[values($($scenario),*)] scenario: &str) {
+            check("tape", scenario);
+        }
+
+        #[rstest]
+        fn closure(#[values($($scenario),*)] scenario: &str) {
+            check("closure", scenario);
+        }
+
+        #[rstest]
+        fn forward(#[values($($scenario),*)] scenario: &str) {
+            check("forward", scenario);
+        }
+
+        #[rstest]
+        fn forward_over_reverse_tape(#[values($($scenario),*)] scenario: &str) {
+            check("forward-over-reverse(tape)", scenario);
+        }
+
+        #[rstest]
+        fn forward_over_reverse_closure(#[values($($scenario),*)] scenario: &str) {
+            check("forward-over-reverse(closure)", scenario);
+        }
+    };
+}
+
+with_scenarios!(per_engine_tests);
 
 #[test]
-fn finite_differences_conforms() {
-    let b = FiniteDifferences::default();
-    let p = Profile::finite_differences();
-    assert_conforms("finite-differences", &run_first_order(&b, &p, ""));
-    assert_conforms("finite-differences", &run_second_order(&b, &p, ""));
+fn every_scenario_has_a_test() {
+    assert_eq!(SCENARIOS, scenario_names().as_slice());
+    assert_eq!(
+        ENGINES.len(),
+        6,
+        "a new engine needs its test function above"
+    );
 }
 
 #[test]
-fn tape_conforms() {
-    assert_conforms(
-        "tape",
-        &run_first_order(&Tape::new(), &Profile::reverse(), ""),
-    );
+fn every_engine_reports_each_selected_scenario_once() {
+    // A scenario silently missing for one engine would pass every per-scenario test above only
+    // if the filter found nothing; `check` asserts it finds exactly one. Here: whole-suite runs
+    // name every scenario once.
+    for engine in ENGINES {
+        let outcomes = run_engine(engine, "scalar/Sin").unwrap();
+        let names: Vec<&str> = outcomes.iter().map(|o| o.scenario.as_str()).collect();
+        let want: Vec<&str> = SCENARIOS
+            .iter()
+            .copied()
+            .filter(|s| s.contains("scalar/Sin"))
+            .collect();
+        assert_eq!(names, want, "{engine}");
+    }
 }
 
-#[test]
-fn forward_conforms() {
-    assert_conforms(
-        "forward<8>",
-        &run_first_order(&Forward::<8>, &Profile::forward(), ""),
-    );
-}
-
-#[test]
-fn forward_over_reverse_tape_conforms() {
-    let b = ForwardOverReverse::<Tape>::default();
-    assert_conforms(
-        "forward-over-reverse(tape)",
-        &run_first_order(&b, &Profile::reverse(), ""),
-    );
-    assert_conforms(
-        "forward-over-reverse(tape)",
-        &run_second_order(&b, &Profile::reverse(), ""),
-    );
-}
-
-#[test]
-fn closure_conforms() {
-    assert_conforms(
-        "closure",
-        &run_first_order(&Closure::default(), &Profile::reverse(), ""),
-    );
-}
-
-#[test]
-fn forward_over_reverse_closure_conforms() {
-    let b = ForwardOverReverse::<Closure>::default();
-    assert_conforms(
-        "forward-over-reverse(closure)",
-        &run_first_order(&b, &Profile::reverse(), ""),
-    );
-    assert_conforms(
-        "forward-over-reverse(closure)",
-        &run_second_order(&b, &Profile::reverse(), ""),
-    );
+fn failed(outcomes: &[Outcome]) -> Vec<&str> {
+    outcomes
+        .iter()
+        .filter(|o| matches!(o.status, Status::Fail { .. }))
+        .map(|o| o.scenario.as_str())
+        .collect()
 }
 
 #[test]
@@ -71,35 +211,66 @@ fn the_suite_catches_a_deliberately_wrong_engine() {
     let b = WrongGradient::default();
     let p = Profile::finite_differences();
     let outcomes = run_first_order(&b, &p, "");
-    let failed: Vec<&str> = outcomes
-        .iter()
-        .filter(|o| matches!(o.status, Status::Fail { .. }))
-        .map(|o| o.scenario.as_str())
-        .collect();
-    assert!(failed.contains(&"vector/Rosenbrock/gradient"), "{failed:?}");
+    let first = failed(&outcomes);
+    for scenario in [
+        "vector/Rosenbrock/gradient",
+        "vector/Rosenbrock/gradient/prepared",
+        "vector-vector/MatVec/jacobian",
+        "vector-vector/CumSum/pullback",
+        "vector-vector/Elementwise/pushforward",
+        "scalar/Exp/derivative",
+        "matrix/map/jacobian",
+        "struct/particle/gradient",
+        "mixed/active-const-active/gradient",
+    ] {
+        assert!(first.contains(&scenario), "{scenario} passed: {first:?}");
+    }
+    // Scenarios without a derivative to get wrong pass: the value of an all-Const call.
+    assert!(!first.contains(&"mixed/all-const/gradient"));
     assert!(
-        failed.contains(&"vector-vector/MatVec/jacobian"),
-        "{failed:?}"
-    );
-    assert!(
-        failed.len() > outcomes.len() / 2,
+        first.len() > outcomes.len() / 2,
         "only {} of {} failed",
-        failed.len(),
+        first.len(),
         outcomes.len()
     );
     let second = run_second_order(&b, &p, "");
-    assert!(second
-        .iter()
-        .any(|o| matches!(o.status, Status::Fail { .. })));
-    let panicked = std::panic::catch_unwind(|| assert_conforms("wrong", &outcomes));
+    assert!(failed(&second).contains(&"vector/Rosenbrock/hessian"));
+    assert!(failed(&second).contains(&"scalar/Sin/second_derivative"));
+    let panicked = std::panic::catch_unwind(|| assert_conforms(WRONG, &outcomes));
     assert!(panicked.is_err());
+    // Through the registry, as the report runs it.
+    assert!(!failed(&run_engine(WRONG, "").unwrap()).is_empty());
 }
 
 #[test]
 fn the_filter_selects_scenarios() {
-    let outcomes = run_first_order(&Tape::new(), &Profile::reverse(), "scalar/Sin");
+    let (b, p) = (difi_tape::Tape::new(), Profile::reverse());
+    let outcomes = run_first_order(&b, &p, "scalar/Sin");
     assert_eq!(outcomes.len(), 2);
     assert!(outcomes
         .iter()
         .all(|o| o.scenario.starts_with("scalar/Sin")));
+    let exact = run_first_order(&b, &p, "=scalar/Sin/derivative");
+    assert_eq!(exact.len(), 1);
+    assert_eq!(exact[0].scenario, "scalar/Sin/derivative");
+    assert!(run_first_order(&b, &p, "=scalar/Sin").is_empty());
+}
+
+#[test]
+fn a_first_order_engine_lists_second_order_scenarios_as_not_applicable() {
+    let outcomes = run_suite(
+        &difi_tape::Tape::new(),
+        &Profile::reverse(),
+        "vector/SumSquares",
+    );
+    let hessian = outcomes
+        .iter()
+        .find(|o| o.scenario == "vector/SumSquares/hessian")
+        .expect("listed");
+    assert!(matches!(hessian.status, Status::NotApplicable(_)));
+    let gradient = outcomes
+        .iter()
+        .find(|o| o.scenario == "vector/SumSquares/gradient")
+        .expect("run");
+    assert!(matches!(gradient.status, Status::Pass { .. }));
 }
