@@ -129,6 +129,11 @@ pub struct Profile {
     /// Reverse mode: gradients cost a small multiple of the function (the n = 100 000 gradient
     /// runs) and hooks see cotangents.
     pub reverse: bool,
+    /// The engine's tracers know the computation that made them, so one leaked out of a finished
+    /// computation gives [`difi_core::Error::TracerMisuse`]. Plain dual numbers cannot (a leaked
+    /// dual carries a stale tangent); for them the misuse scenario is not applicable, with
+    /// that reason in the report.
+    pub detects_leaked_tracers: bool,
     /// Relative tolerance for first-order results.
     pub first_order_tolerance: f64,
     /// Relative tolerance for second-order results.
@@ -140,15 +145,18 @@ impl Profile {
     pub fn reverse() -> Profile {
         Profile {
             reverse: true,
+            detects_leaked_tracers: true,
             first_order_tolerance: 1e-10,
             second_order_tolerance: 1e-9,
         }
     }
 
-    /// A forward-mode engine (exact, but a gradient costs n/N passes).
+    /// A forward-mode engine on dual numbers (exact, but a gradient costs n/N passes; a dual
+    /// does not know which computation made it).
     pub fn forward() -> Profile {
         Profile {
             reverse: false,
+            detects_leaked_tracers: false,
             ..Profile::reverse()
         }
     }
@@ -157,6 +165,7 @@ impl Profile {
     pub fn finite_differences() -> Profile {
         Profile {
             reverse: false,
+            detects_leaked_tracers: false,
             first_order_tolerance: 1e-6,
             second_order_tolerance: 1e-4,
         }

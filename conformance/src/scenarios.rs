@@ -642,6 +642,93 @@ pub(crate) fn first_order<B: Backend>(b: &B, profile: &Profile, r: &mut Runner<'
         );
     }
 
+    // ---- bad input: the documented error, never a panic or a silent answer ----
+    let x4 = X4.to_vec();
+    let elementwise = |x: Vec<_>| VectorVectorFn::Elementwise.eval(&x);
+    r.run(
+        "error/derivative/two-active-scalars".into(),
+        tol,
+        || match b.derivative(|x: Vec<_>| x[0] * x[1], Active(&vec![1.0, 2.0])) {
+            Err(Error::ActiveCount { given: 2, .. }) => Ok(0.0),
+            other => Err(format!("want ActiveCount with 2 given, got {other:?}")),
+        },
+    );
+    r.run("error/pushforward/tangent-length".into(), tol, || {
+        match b.pushforward(elementwise, Active(&x4), &vec![1.0; 3]) {
+            Err(Error::SeedShape { .. }) => Ok(0.0),
+            other => Err(format!("want SeedShape, got {:?}", other.map(|_| ()))),
+        }
+    });
+    r.run("error/prepared/arity".into(), tol, || {
+        let prep = b.prepare_jacobian(Active(&x4));
+        match prep.jacobian(
+            |(x, _c): (Vec<_>, _)| elementwise(x),
+            (Active(&x4), Const(1.0)),
+        ) {
+            Err(Error::PreparedArityMismatch {
+                prepared: 1,
+                given: 2,
+                ..
+            }) => Ok(0.0),
+            other => Err(format!(
+                "want PreparedArityMismatch 1 vs 2, got {:?}",
+                other.map(|_| ())
+            )),
+        }
+    });
+    r.run("error/prepared/activity".into(), tol, || {
+        let f = |(a, c): (Vec<_>, Vec<_>)| VectorFn::SumSquares.eval(&a) * c[0];
+        let mut prep = b
+            .prepare_gradient(f, (Active(&x4), Const(&vec![2.0])))
+            .map_err(err)?;
+        // Same shapes, activities swapped: the first argument differs.
+        expect_shape_error(prep.gradient(f, (Const(&x4), Active(&vec![2.0]))))?;
+        let pf = b.prepare_pushforward((Active(&x4), Const(&vec![2.0])));
+        expect_shape_error(pf.pushforward(
+            f,
+            (Const(&x4), Active(&vec![2.0])),
+            &(NoTangent, vec![1.0]),
+        ))
+    });
+    if deriving && profile.detects_leaked_tracers {
+        r.run("error/tracer-misuse".into(), tol, || {
+            let leaked = Mutex::new(None);
+            b.gradient(
+                |x: Vec<_>| {
+                    *leaked.lock().unwrap() = Some(x[0]);
+                    x[0] * x[0]
+                },
+                Active(&vec![2.0]),
+            )
+            .map_err(err)?;
+            let old = leaked.lock().unwrap().take().expect("stored");
+            match b.gradient(|x: Vec<_>| x[0] * old, Active(&vec![3.0])) {
+                Err(Error::TracerMisuse(_)) => {}
+                other => {
+                    return Err(format!(
+                        "a tracer of a finished computation gave {other:?}; want TracerMisuse"
+                    ))
+                }
+            }
+            // The engine is usable afterwards.
+            let g = b
+                .gradient(|x: Vec<_>| x[0] * x[0], Active(&vec![3.0]))
+                .map_err(err)?;
+            Ok(rel(&g, &[6.0]))
+        });
+    } else if deriving {
+        r.not_applicable(
+            "error/tracer-misuse".into(),
+            "known limitation: a dual number does not know its computation, so a leaked one \
+             is not detected (its stale tangent gives a wrong answer)",
+        );
+    } else {
+        r.not_applicable(
+            "error/tracer-misuse".into(),
+            "the engine evaluates plain numbers: no tracer to misuse",
+        );
+    }
+
     // ---- probes: Const inputs are never asked for ----
     let (u, v) = (
         arr1(&[1.0, 2.0, 3.0]).into_dyn(),
@@ -1000,6 +1087,13 @@ pub(crate) fn second_order<B: SecondOrder>(b: &B, profile: &Profile, r: &mut Run
         );
     }
 
+    r.run("error/hvp/direction-length".into(), tol, || {
+        let f = |x: Vec<_>| VectorFn::Rosenbrock.eval(&x);
+        match b.hvp(f, Active(&X6.to_vec()), &vec![1.0; 5]) {
+            Err(Error::SeedShape { .. }) => Ok(0.0),
+            other => Err(format!("want SeedShape, got {other:?}")),
+        }
+    });
     r.run("mixed/active-const-active/hessian".into(), tol, || {
         let f = |(a, c, bb): (Vec<_>, _, Vec<_>)| mixed(&a, c, &bb);
         let h = b
