@@ -800,21 +800,35 @@ pub(crate) fn first_order<B: Backend>(b: &B, profile: &Profile, r: &mut Runner<'
             rule.reset();
             let (gu2, gv) = b.gradient(f, (Active(&cu), Active(&cv))).map_err(err)?;
             let two = rule.stats();
+            rule.reset();
+            let (NoTangent, gv2) = b.gradient(f, (Const(&cu), Active(&cv))).map_err(err)?;
+            let other = rule.stats();
             if one.pullback_calls == 0 {
                 skipped = true;
                 return Ok(0.0);
             }
-            if one.cotangents != 1 || two.cotangents != 2 {
+            if one.cotangents != 1 || two.cotangents != 2 || other.cotangents != 1 {
                 return Err(format!(
-                    "cotangents computed: {} with v Const (want 1), {} with both active (want 2)",
-                    one.cotangents, two.cotangents
+                    "cotangents computed: {} with v Const (want 1), {} with both active (want 2), \
+                     {} with u Const (want 1)",
+                    one.cotangents, two.cotangents, other.cotangents
+                ));
+            }
+            if one.transforms >= two.transforms {
+                return Err(format!(
+                    "{} FFTs with v Const, {} with both active: the Const input cost work",
+                    one.transforms, two.transforms
                 ));
             }
             Ok(gu
                 .iter()
                 .chain(gu2.iter())
                 .fold(0.0, |m: f64, &g| m.max(rel1(g, sv)))
-                .max(gv.iter().fold(0.0, |m: f64, &g| m.max(rel1(g, su)))))
+                .max(
+                    gv.iter()
+                        .chain(gv2.iter())
+                        .fold(0.0, |m: f64, &g| m.max(rel1(g, su))),
+                ))
         });
         if skipped {
             r.outcomes.pop();
@@ -968,6 +982,45 @@ pub(crate) fn first_order<B: Backend>(b: &B, profile: &Profile, r: &mut Runner<'
             .expect("FD");
         Ok(rel(&g, &want))
     });
+    let name = "probe/checkpoint/recomputed-in-reverse".to_string();
+    if deriving && profile.reverse {
+        r.run(name, tol, || {
+            // y = x0² x1 through a segment that logs the nesting level of every evaluation.
+            let probe = LevelProbe::default();
+            let level = <B::Tracer<f64> as Real>::NEST_LEVEL;
+            let g = b
+                .gradient(
+                    |x: Vec<_>| checkpoint(&probe, &x)[0],
+                    Active(&vec![3.0, 2.0]),
+                )
+                .map_err(err)?;
+            let levels = probe.levels.lock().unwrap().clone();
+            // Forward: the plain values only, nothing recorded. Reverse: recomputed, traced.
+            if levels.first() != Some(&(level - 1)) || !levels[1..].contains(&level) {
+                return Err(format!(
+                    "segment evaluated at nesting levels {levels:?}; want first {} (forward \
+                     keeps only inputs), then {level} (recomputed in reverse)",
+                    level - 1
+                ));
+            }
+            Ok(rel(&g, &[12.0, 9.0]))
+        });
+    } else {
+        r.not_applicable(name, "no reverse pass here: nothing is recomputed");
+    }
+}
+
+/// A segment `[x0² x1]` that logs `T::NEST_LEVEL` at every evaluation.
+#[derive(Clone, Default)]
+struct LevelProbe {
+    levels: Arc<Mutex<Vec<usize>>>,
+}
+
+impl Segment for LevelProbe {
+    fn eval<T: Real>(&self, x: &[T]) -> Vec<T> {
+        self.levels.lock().unwrap().push(T::NEST_LEVEL);
+        vec![x[0] * x[0] * x[1]]
+    }
 }
 
 fn nest_level_of<T: Real>(_: &[T]) -> usize {

@@ -104,6 +104,7 @@ macro_rules! with_scenarios {
             "feature/nest_level",
             "feature/hook",
             "feature/checkpoint",
+            "probe/checkpoint/recomputed-in-reverse",
             "scalar/Sin/second_derivative",
             "scalar/Sin/second_derivative/prepared",
             "scalar/Exp/second_derivative",
