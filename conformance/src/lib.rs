@@ -1,27 +1,61 @@
 //! # difi-conformance: one suite every engine passes
 //!
-//! [`run_first_order`] runs every first-order scenario against any [`difi_core::Backend`];
-//! [`run_second_order`] adds the Hessian scenarios for a [`difi_core::SecondOrder`] backend. Each returns
-//! one [`Outcome`] per scenario: pass, fail with the worst relative error and the reason, or not
-//! applicable with the reason. The `difi-conformance` binary runs every engine of the workspace
-//! and prints the table; this crate's tests run the suite per engine.
+//! One call runs the whole suite against any engine value: [`run_suite`] for a
+//! [`difi_core::Backend`] (the second-order scenarios are listed as not applicable), or
+//! [`run_suite_second_order`] for a [`difi_core::SecondOrder`] backend. Each returns one
+//! [`Outcome`] per scenario: pass (with the worst relative error), fail (with the worst relative
+//! error and the reason), or not applicable (with the reason). [`run_first_order`] and
+//! [`run_second_order`] run the two halves separately.
 //!
-//! A third-party engine author adds `difi-conformance` as a dev-dependency and calls the same
-//! functions from a test (engines cannot depend on this crate the other way round: it depends
-//! on them for the report):
+//! ## Running it on your engine
+//!
+//! Cargo allows no dependency cycle, and this crate depends on the engines of the workspace
+//! (for the report CLI and its per-engine tests), so engines do not depend on it. Instead:
+//!
+//! * the engines of this workspace are tested here: `tests/engines.rs` has one test per scenario
+//!   and engine (`tape::scenario_017___vector_Rosenbrock_gradient__`), so `cargo test` names
+//!   the failing scenario; [`workspace::run_engine`] runs an engine by its name;
+//! * a third-party engine adds `difi-conformance` as a dev-dependency and calls the suite from
+//!   its own tests (no cycle: a dev-dependency of theirs, not a dependency of ours):
 //!
 //! ```
-//! use difi_conformance::{assert_conforms, run_first_order, Profile};
-//! let outcomes = run_first_order(&difi_core::FiniteDifferences::default(), &Profile::finite_differences(), "scalar/Sin");
-//! assert_conforms("finite-differences", &outcomes);
+//! use difi_conformance::{assert_conforms, run_suite_second_order, Profile};
+//!
+//! // In your crate: `let engine = my_engine::MyBackend::default();` and `Profile::reverse()`.
+//! let engine = difi_core::FiniteDifferences::default();
+//! let outcomes = run_suite_second_order(&engine, &Profile::finite_differences(), "");
+//! assert_conforms("finite-differences", &outcomes); // panics listing every failing scenario
 //! ```
 //!
-//! Scenarios: scalar → scalar, vector → scalar, vector → vector, matrix → matrix, a derived
-//! struct, mixed activity, all-constant arguments, empty and one-element inputs, a gradient at
-//! n = 100 000; every operator with its value variant and prepared form (prepared at another
-//! point, called twice, and with another shape for the documented error); probes that count
-//! which cotangents and tangents custom rules were asked for (the FFT convolution among them);
-//! nesting and perturbation confusion; `stop_gradient`, `hook`, `checkpoint`, `nest_level`.
+//! For one test per scenario, iterate [`scenario_names`] in a generated test, or select one
+//! scenario with the filter `=NAME` (e.g. `=vector/Rosenbrock/gradient`).
+//!
+//! ## What is checked
+//!
+//! Scenario names read `family/function/operator[/form]`. The functions are data: enums in
+//! [`functions`] with one generic `eval<T: Real>` and analytic derivatives, so the same
+//! scenario runs under every engine's tracer. References are analytic where possible, else
+//! central finite differences (with a looser tolerance); the tolerance of each engine is in its
+//! [`Profile`].
+//!
+//! * Families: scalar → scalar (sin, exp, ln, powi, powf, tanh, abs away from 0); vector →
+//!   scalar (sum of squares, Rosenbrock, dot with a constant, logsumexp, a loop with a branch);
+//!   vector → vector (elementwise, matrix-vector, cumulative sum); ndarray matrix in and out; a
+//!   derived struct; tuples `(Active, Const, Active)` and all `Const`; empty and one-element
+//!   inputs; a gradient at n = 100 000 (reverse engines).
+//! * Every operator with its value variant and its prepared form: prepared at another point,
+//!   each prepared call made twice, and a call with another shape (or activity, or arity)
+//!   returns the documented error. Inputs are compared before and after calls.
+//! * Bad input (`error/...`): the documented [`difi_core::Error`], never a panic.
+//! * Probes (`probe/...`): custom rules that log which cotangents and tangents they were asked
+//!   for prove `Const` inputs never are; the FFT convolution of `difi-fft` computes one
+//!   cotangent with one input `Const` and two with both active; a checkpointed segment is
+//!   evaluated on plain values forward and recomputed traced in reverse.
+//! * Nesting and perturbation confusion (`nested/...`); `stop_gradient`, `hook`, `checkpoint`,
+//!   `nest_level` and `is_deriving` (`feature/...`).
+//!
+//! [`WrongGradient`] is a deliberately wrong engine: the suite must fail on it (`--backend
+//! wrong` in the report CLI, and a test here).
 
 pub mod functions;
 mod scenarios;
