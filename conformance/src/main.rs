@@ -53,17 +53,23 @@ fn parse() -> Result<Options, String> {
     Ok(o)
 }
 
-fn cell(s: &Status) -> String {
+/// A table cell; `reasons` numbers the not-applicable reasons for the notes under the table.
+fn cell(s: &Status, reasons: &mut Vec<String>) -> String {
     match s {
         Status::Pass { .. } => "pass".into(),
         Status::Fail { worst, .. } if worst.is_finite() => format!("FAIL {worst:.1e}"),
         Status::Fail { .. } => "FAIL error".into(),
-        Status::NotApplicable(_) => "n/a".into(),
+        Status::NotApplicable(reason) => {
+            let k = match reasons.iter().position(|r| r == reason) {
+                Some(k) => k,
+                None => {
+                    reasons.push(reason.clone());
+                    reasons.len() - 1
+                }
+            };
+            format!("n/a [{}]", k + 1)
+        }
     }
-}
-
-fn json_escape(s: &str) -> String {
-    serde_json::to_string(s).expect("string serialises")
 }
 
 fn main() -> ExitCode {
@@ -101,12 +107,13 @@ fn main() -> ExitCode {
 
     // Table: scenarios by engine.
     let mut rows: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut reasons = Vec::new();
     for (i, (_, outcomes)) in results.iter().enumerate() {
         for o in outcomes {
             let row = rows
                 .entry(o.scenario.clone())
                 .or_insert_with(|| vec!["".into(); results.len()]);
-            row[i] = cell(&o.status);
+            row[i] = cell(&o.status, &mut reasons);
         }
     }
     let width = rows.keys().map(String::len).max().unwrap_or(8).max(8);
@@ -126,7 +133,7 @@ fn main() -> ExitCode {
 
     // Reasons for failures and for what did not apply.
     let (mut passed, mut failed, mut skipped) = (0, 0, 0);
-    let mut notes = BTreeMap::new();
+    let mut notes: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for (engine, outcomes) in &results {
         for o in outcomes {
             match &o.status {
@@ -141,8 +148,8 @@ fn main() -> ExitCode {
                 Status::NotApplicable(reason) => {
                     skipped += 1;
                     notes
-                        .entry(reason.clone())
-                        .or_insert_with(Vec::new)
+                        .entry(reason.as_str())
+                        .or_default()
                         .push(format!("{engine} {}", o.scenario));
                 }
             }
@@ -150,8 +157,14 @@ fn main() -> ExitCode {
     }
     if !notes.is_empty() {
         println!("not applicable ({skipped}):");
-        for (reason, cases) in &notes {
-            println!("  {reason}: {} case(s), e.g. {}", cases.len(), cases[0]);
+        for (k, reason) in reasons.iter().enumerate() {
+            let cases = &notes[reason.as_str()];
+            println!(
+                "  [{}] {reason}: {} case(s), e.g. {}",
+                k + 1,
+                cases.len(),
+                cases[0]
+            );
         }
     }
 
@@ -160,19 +173,20 @@ fn main() -> ExitCode {
         for (engine, outcomes) in &results {
             for o in outcomes {
                 let (status, worst, reason) = match &o.status {
-                    Status::Pass { worst } => ("pass", Some(*worst), String::new()),
-                    Status::Fail { worst, reason } => ("fail", Some(*worst), reason.clone()),
-                    Status::NotApplicable(r) => ("not-applicable", None, r.clone()),
+                    Status::Pass { worst } => ("pass", Some(*worst), ""),
+                    Status::Fail { worst, reason } => ("fail", Some(*worst), reason.as_str()),
+                    Status::NotApplicable(r) => ("not-applicable", None, r.as_str()),
                 };
-                let worst = worst
-                    .filter(|w| w.is_finite())
-                    .map_or("null".to_string(), |w| format!("{w:e}"));
-                out.push_str(&format!(
-                    "{{\"engine\":{},\"scenario\":{},\"status\":\"{status}\",\"worst_relative_error\":{worst},\"reason\":{}}}\n",
-                    json_escape(engine),
-                    json_escape(&o.scenario),
-                    json_escape(&reason)
-                ));
+                // An error (infinite worst) has no number: null.
+                let record = serde_json::json!({
+                    "engine": engine,
+                    "scenario": o.scenario,
+                    "status": status,
+                    "worst_relative_error": worst.filter(|w| w.is_finite()),
+                    "reason": reason,
+                });
+                out.push_str(&record.to_string());
+                out.push('\n');
             }
         }
         if let Err(e) = std::fs::write(path, out) {
