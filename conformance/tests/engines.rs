@@ -58,6 +58,7 @@ macro_rules! with_scenarios {
             "vector/LogSumExp/gradient/prepared",
             "vector/LoopBranch/gradient",
             "vector/LoopBranch/gradient/prepared",
+            "vector/LoopBranch/gradient/prepared-branch-change",
             "vector-vector/Elementwise/jacobian",
             "vector-vector/Elementwise/pullback",
             "vector-vector/Elementwise/pushforward",
