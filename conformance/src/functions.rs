@@ -127,7 +127,8 @@ impl VectorFn {
         }
     }
 
-    /// Analytic gradient and Hessian where known (`None`: use finite differences).
+    /// Analytic gradient and Hessian where known (`None`: use finite differences). For
+    /// [`VectorFn::LoopBranch`] they follow the branches taken at `x`.
     pub fn analytic(self, x: &[f64]) -> Option<(Vec<f64>, Array2<f64>)> {
         let n = x.len();
         match self {
@@ -164,7 +165,27 @@ impl VectorFn {
                 });
                 Some((p, h))
             }
-            VectorFn::LoopBranch => None,
+            VectorFn::LoopBranch => {
+                // acc' = acc/2 + v² or acc + sin((i+1) v): carry d acc and d² acc along.
+                let mut acc = 0.0;
+                let mut g = vec![0.0; n];
+                let mut h = Array2::zeros((n, n));
+                for (i, &v) in x.iter().enumerate() {
+                    if v > acc {
+                        acc = acc * 0.5 + v * v;
+                        g.iter_mut().for_each(|d| *d *= 0.5);
+                        h *= 0.5;
+                        g[i] += 2.0 * v;
+                        h[[i, i]] += 2.0;
+                    } else {
+                        let k = i as f64 + 1.0;
+                        acc += (v * k).sin();
+                        g[i] += k * (v * k).cos();
+                        h[[i, i]] -= k * k * (v * k).sin();
+                    }
+                }
+                Some((g, h))
+            }
         }
     }
 }
