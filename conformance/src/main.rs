@@ -1,7 +1,7 @@
 //! The conformance report: every engine of the workspace over every scenario.
 //!
 //! ```text
-//! cargo run --release -p difi-conformance [-- --backend NAME ... --filter TEXT --json PATH]
+//! cargo run --release -p difi-conformance [-- --backend NAME ... --filter TEXT --json PATH --list]
 //! ```
 //!
 //! Prints a table (scenarios by engines), then `N passed, M failed`, and exits non-zero if
@@ -34,12 +34,20 @@ fn parse() -> Result<Options, String> {
             "--backend" => o.backends.push(value("--backend")?),
             "--filter" => o.filter = value("--filter")?,
             "--json" => o.json = Some(value("--json")?),
+            "--list" => {
+                for name in difi_conformance::scenario_names() {
+                    println!("{name}");
+                }
+                std::process::exit(0);
+            }
             "-h" | "--help" => {
                 println!(
-                    "usage: difi-conformance [--backend NAME]... [--filter TEXT] [--json PATH]\n\
+                    "usage: difi-conformance [--backend NAME]... [--filter TEXT] [--json PATH] [--list]\n\
                      engines: {} (default: all), and `{WRONG}`, a deliberately wrong engine \
                      (a self-test: the report must fail on it)\n\
-                     --filter TEXT selects the scenarios whose names contain TEXT; =NAME selects one",
+                     --filter TEXT selects the scenarios whose names contain TEXT; =NAME selects one\n\
+                     --json PATH writes one record per scenario and engine (JSON lines)\n\
+                     --list prints every scenario name and exits",
                     ENGINES.join(", ")
                 );
                 std::process::exit(0);

@@ -99,3 +99,13 @@ fn bad_options_are_refused() {
     let o = report(&["--filter"]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+#[test]
+fn list_prints_every_scenario_name() {
+    let o = report(&["--list"]);
+    assert!(o.status.success());
+    let out = String::from_utf8_lossy(&o.stdout);
+    let listed: Vec<&str> = out.lines().collect();
+    assert_eq!(listed, difi_conformance::scenario_names());
+    assert!(listed.contains(&"edge/n=100000/gradient"));
+}

@@ -181,7 +181,20 @@ with_scenarios!(per_engine_tests);
 
 #[test]
 fn every_scenario_has_a_test() {
-    assert_eq!(SCENARIOS, scenario_names().as_slice());
+    let names = scenario_names();
+    let missing: Vec<&String> = names
+        .iter()
+        .filter(|n| !SCENARIOS.contains(&n.as_str()))
+        .collect();
+    let stale: Vec<&&str> = SCENARIOS
+        .iter()
+        .filter(|s| !names.iter().any(|n| n == *s))
+        .collect();
+    assert!(
+        missing.is_empty() && stale.is_empty(),
+        "update `with_scenarios!` from `difi-conformance --list`: missing {missing:?}, stale {stale:?}"
+    );
+    assert_eq!(SCENARIOS, names.as_slice(), "same names, another order");
     assert_eq!(
         ENGINES.len(),
         6,
