@@ -665,6 +665,26 @@ pub(crate) fn first_order<B: Backend>(b: &B, profile: &Profile, r: &mut Runner<'
             .map_err(err)?;
         Ok(rel(&t, &[2.0 * (0.3_f64.sin() + 0.3 * 0.3_f64.cos())]))
     });
+    // Sizes that are not a multiple of a forward engine's lane count: chunks with a remainder.
+    r.run("edge/n=21/gradient".into(), tol, || {
+        let x: Vec<f64> = (0..21).map(|i| (i as f64 * 0.7).cos()).collect();
+        let (y, g) = b
+            .value_and_gradient(|x: Vec<_>| VectorFn::Rosenbrock.eval(&x), Active(&x))
+            .map_err(err)?;
+        let (want, _) = VectorFn::Rosenbrock.analytic(&x).expect("analytic");
+        Ok(rel(&g, &want).max(rel1(y, VectorFn::Rosenbrock.eval(&x))))
+    });
+    r.run("edge/n=11/jacobian".into(), tol, || {
+        let x: Vec<f64> = (0..11).map(|i| (i as f64 * 0.3).sin()).collect();
+        let mut worst = 0.0_f64;
+        for f in [VectorVectorFn::CumSum, VectorVectorFn::MatVec] {
+            let j = b
+                .jacobian(|x: Vec<_>| f.eval(&x), Active(&x))
+                .map_err(err)?;
+            worst = worst.max(rel(&elements(&j), f.jacobian(&x).as_slice().unwrap()));
+        }
+        Ok(worst)
+    });
     if profile.reverse {
         r.run("edge/n=100000/gradient".into(), tol, || {
             let x: Vec<f64> = (0..100_000).map(|i| (i as f64 * 1e-3).sin()).collect();

@@ -89,6 +89,8 @@ macro_rules! with_scenarios {
             "edge/empty/jacobian",
             "edge/one-element/jacobian",
             "edge/one-element/pushforward",
+            "edge/n=21/gradient",
+            "edge/n=11/jacobian",
             "edge/n=100000/gradient",
             "error/derivative/two-active-scalars",
             "error/pushforward/tangent-length",
