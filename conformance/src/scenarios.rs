@@ -665,6 +665,19 @@ pub(crate) fn first_order<B: Backend>(b: &B, profile: &Profile, r: &mut Runner<'
             .map_err(err)?;
         Ok(rel(&t, &[2.0 * (0.3_f64.sin() + 0.3 * 0.3_f64.cos())]))
     });
+    // Non-finite values propagate as IEEE says: no panic, no error, the finite part right.
+    r.run("edge/non-finite/jacobian".into(), tol, || {
+        let x = vec![f64::NAN, 0.5];
+        let (y, j) = b.value_and_jacobian(elementwise, Active(&x)).map_err(err)?;
+        if !y[0].is_nan() || !j[[0, 0]].is_nan() {
+            return Err(format!(
+                "NaN input: value {y:?}, Jacobian {j:?}; want NaN in slot 0"
+            ));
+        }
+        let want = VectorVectorFn::Elementwise.jacobian(&[0.0, 0.5]);
+        Ok(rel1(y[1], 0.5 * 0.5_f64.sin()).max(rel1(j[[1, 1]], want[[1, 1]])))
+    });
+
     // Sizes that are not a multiple of a forward engine's lane count: chunks with a remainder.
     r.run("edge/n=21/gradient".into(), tol, || {
         let x: Vec<f64> = (0..21).map(|i| (i as f64 * 0.7).cos()).collect();

@@ -89,6 +89,7 @@ macro_rules! with_scenarios {
             "edge/empty/jacobian",
             "edge/one-element/jacobian",
             "edge/one-element/pushforward",
+            "edge/non-finite/jacobian",
             "edge/n=21/gradient",
             "edge/n=11/jacobian",
             "edge/n=100000/gradient",
