@@ -809,7 +809,15 @@ pub(crate) fn first_order<B: Backend>(b: &B, profile: &Profile, r: &mut Runner<'
         let name = "probe/rule-mask/const-never-asked".to_string();
         let mut result = None;
         r.run(name.clone(), tol, || {
+            // Every reverse path: gradient, pullback, Jacobian, prepared gradient.
             let (gu, NoTangent) = b.gradient(f, (Active(&u), Const(&v))).map_err(err)?;
+            let (_, pb) = b.pullback(f, (Active(&u), Const(&v))).map_err(err)?;
+            let (pu, NoTangent) = pb.apply(&1.0).map_err(err)?;
+            let j = b.jacobian(f, (Active(&u), Const(&v))).map_err(err)?;
+            let mut prep = b
+                .prepare_gradient(f, (Active(&v), Const(&u)))
+                .map_err(err)?;
+            let (qu, NoTangent) = prep.gradient(f, (Active(&u), Const(&v))).map_err(err)?;
             let asked = probe.asked.lock().unwrap().clone();
             if asked.iter().any(|m| m[1]) {
                 return Err(format!(
@@ -817,7 +825,11 @@ pub(crate) fn first_order<B: Backend>(b: &B, profile: &Profile, r: &mut Runner<'
                 ));
             }
             result = Some(asked.is_empty());
-            Ok(rel(gu.as_slice().unwrap(), v.as_slice().unwrap()))
+            let want = v.as_slice().unwrap();
+            Ok(rel(gu.as_slice().unwrap(), want)
+                .max(rel(pu.as_slice().unwrap(), want))
+                .max(rel(&elements(&j), want))
+                .max(rel(qu.as_slice().unwrap(), want)))
         });
         if result == Some(true) {
             r.outcomes.pop();
