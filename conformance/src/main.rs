@@ -5,14 +5,15 @@
 //! ```
 //!
 //! Prints a table (scenarios by engines), then `N passed, M failed`, and exits non-zero if
-//! anything failed. `--backend wrong` runs a deliberately wrong engine (a self-test: it must
-//! fail).
+//! anything failed. `--backend wrong` runs a deliberately wrong engine (derivatives off by a
+//! factor 1.5) and `--backend 'wrong(stale-preparation)'` one whose prepared gradients answer
+//! for the preparation point: self-tests, the report must fail on them.
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::ExitCode;
 
-use difi_conformance::workspace::{run_engine, ENGINES, WRONG};
+use difi_conformance::workspace::{run_engine, ENGINES, WRONG, WRONG_STALE};
 use difi_conformance::{Outcome, Status};
 
 struct Options {
@@ -43,8 +44,8 @@ fn parse() -> Result<Options, String> {
             "-h" | "--help" => {
                 println!(
                     "usage: difi-conformance [--backend NAME]... [--filter TEXT] [--json PATH] [--list]\n\
-                     engines: {} (default: all), and `{WRONG}`, a deliberately wrong engine \
-                     (a self-test: the report must fail on it)\n\
+                     engines: {} (default: all); `{WRONG}` and `{WRONG_STALE}` are deliberately \
+                     wrong engines (self-tests: the report must fail on them)\n\
                      --filter TEXT selects the scenarios whose names contain TEXT; =NAME selects one\n\
                      --json PATH writes one record per scenario and engine (JSON lines)\n\
                      --list prints every scenario name and exits",
@@ -105,7 +106,8 @@ fn main() -> ExitCode {
             None => {
                 eprintln!("unknown engine");
                 eprintln!(
-                    "difi-conformance: unknown engine {name:?}; engines: {}, {WRONG}",
+                    "difi-conformance: unknown engine {name:?}; engines: {}, {WRONG}, \
+                     {WRONG_STALE}",
                     ENGINES.join(", ")
                 );
                 return ExitCode::from(2);

@@ -24,8 +24,12 @@ pub const ENGINES: [&str; 6] = [
 /// the suite must fail on it.
 pub const WRONG: &str = "wrong";
 
+/// The engine whose prepared gradients answer for the preparation point
+/// ([`WrongGradient::stale_preparation`]): not in [`ENGINES`]; the suite must fail on it.
+pub const WRONG_STALE: &str = "wrong(stale-preparation)";
+
 /// Runs the whole suite (filtered as in [`run_suite`]) on the engine called `name`, one of
-/// [`ENGINES`] or [`WRONG`]; `None` for an unknown name.
+/// [`ENGINES`], [`WRONG`] or [`WRONG_STALE`]; `None` for an unknown name.
 ///
 /// ```
 /// let outcomes = difi_conformance::workspace::run_engine("tape", "=vector/Rosenbrock/gradient").unwrap();
@@ -53,6 +57,11 @@ pub fn run_engine(name: &str, filter: &str) -> Option<Vec<Outcome>> {
         ),
         WRONG => run_suite_second_order(
             &WrongGradient::default(),
+            &Profile::finite_differences(),
+            filter,
+        ),
+        WRONG_STALE => run_suite_second_order(
+            &WrongGradient::stale_preparation(),
             &Profile::finite_differences(),
             filter,
         ),

@@ -53,6 +53,14 @@ fn the_deliberately_wrong_engine_exits_non_zero() {
         out.contains("FAIL wrong vector/Rosenbrock/gradient"),
         "{out}"
     );
+    let o = report(&[
+        "--backend",
+        "wrong(stale-preparation)",
+        "--filter",
+        "/prepared",
+    ]);
+    assert!(!o.status.success());
+    assert!(counts(&last_line(&o)).1 > 0);
 }
 
 #[test]

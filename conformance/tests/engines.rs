@@ -5,7 +5,7 @@
 //! The scenario list below is checked against [`difi_conformance::scenario_names`], so a
 //! scenario added to the suite without a test here fails `every_scenario_has_a_test`.
 
-use difi_conformance::workspace::{run_engine, ENGINES, WRONG};
+use difi_conformance::workspace::{run_engine, ENGINES, WRONG, WRONG_STALE};
 use difi_conformance::{
     assert_conforms, run_first_order, run_second_order, run_suite, scenario_names, Outcome,
     Profile, Status, WrongGradient,
@@ -264,6 +264,31 @@ fn the_suite_catches_a_deliberately_wrong_engine() {
     assert!(panicked.is_err());
     // Through the registry, as the report runs it.
     assert!(!failed(&run_engine(WRONG, "").unwrap()).is_empty());
+}
+
+#[test]
+fn the_suite_catches_an_engine_with_stale_preparations() {
+    let outcomes = run_engine(WRONG_STALE, "").unwrap();
+    let failed = failed(&outcomes);
+    // Caught where the preparation point differs from the call point, and nowhere else (for
+    // the linear DotConst, by the stale value)...
+    for f in [
+        "SumSquares",
+        "Rosenbrock",
+        "DotConst",
+        "LogSumExp",
+        "LoopBranch",
+    ] {
+        assert!(
+            failed.contains(&format!("vector/{f}/gradient/prepared").as_str()),
+            "{f}: {failed:?}"
+        );
+        assert!(!failed.contains(&format!("vector/{f}/gradient").as_str()));
+    }
+    assert!(failed.contains(&"struct/particle/gradient/prepared"));
+    assert!(failed.contains(&"vector/LoopBranch/gradient/prepared-branch-change"));
+    assert!(failed.contains(&"mixed/active-const-active/prepared"));
+    assert!(failed.iter().all(|s| s.contains("prepared")), "{failed:?}");
 }
 
 #[test]
