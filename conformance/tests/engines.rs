@@ -323,3 +323,17 @@ fn a_first_order_engine_lists_second_order_scenarios_as_not_applicable() {
         .expect("run");
     assert!(matches!(gradient.status, Status::Pass { .. }));
 }
+
+#[test]
+fn forward_with_other_lane_counts_conforms() {
+    // The report runs Forward<8>; chunking with one lane and with a remainder must agree.
+    use difi_forward::Forward;
+    assert_conforms(
+        "forward<1>",
+        &run_suite(&Forward::<1>, &Profile::forward(), ""),
+    );
+    assert_conforms(
+        "forward<3>",
+        &run_suite(&Forward::<3>, &Profile::forward(), ""),
+    );
+}
