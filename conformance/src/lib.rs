@@ -5,7 +5,8 @@
 //! [`run_suite_second_order`] for a [`difi_core::SecondOrder`] backend. Each returns one
 //! [`Outcome`] per scenario: pass (with the worst relative error), fail (with the worst relative
 //! error and the reason), or not applicable (with the reason). [`run_first_order`] and
-//! [`run_second_order`] run the two halves separately.
+//! [`run_second_order`] run the two halves separately, and [`run_nested`] runs the nesting
+//! scenarios with one engine inside another.
 //!
 //! ## Running it on your engine
 //!
@@ -111,6 +112,27 @@ pub fn run_suite_second_order<B: SecondOrder>(
     let mut r = scenarios::Runner::new(filter);
     scenarios::first_order(backend, profile, &mut r);
     scenarios::second_order(backend, profile, &mut r);
+    r.outcomes
+}
+
+/// The nesting scenarios (`nested/...`) with two engines: `inner` differentiates inside a
+/// function that `outer` differentiates, over `outer`'s tracers. [`run_suite`] runs them with
+/// the same engine at both levels; this runs any pair, e.g. a reverse engine inside a forward
+/// one. The filter works as in [`run_suite`].
+///
+/// ```
+/// use difi_conformance::{assert_conforms, run_nested, Profile};
+/// let outcomes = run_nested(&difi_tape::Tape::new(), &difi_closure::Closure::default(), &Profile::reverse(), "");
+/// assert_conforms("tape over closure", &outcomes);
+/// ```
+pub fn run_nested<O: Backend, I: Backend>(
+    outer: &O,
+    inner: &I,
+    profile: &Profile,
+    filter: &str,
+) -> Vec<Outcome> {
+    let mut r = scenarios::Runner::new(filter);
+    scenarios::nested(outer, inner, profile, &mut r);
     r.outcomes
 }
 

@@ -918,66 +918,7 @@ pub(crate) fn first_order<B: Backend>(b: &B, profile: &Profile, r: &mut Runner<'
     }
 
     // ---- nesting and perturbation confusion ----
-    r.run(
-        "nested/perturbation-confusion/x*y".into(),
-        tol.max(FD_SECOND_REFERENCE * (!deriving) as u8 as f64),
-        || {
-            let d = b
-                .derivative(
-                    |x| {
-                        let inner = b
-                            .derivative(
-                                |(x, y)| x * y,
-                                (Const(x), Active(<B::Tracer<f64> as Real>::constant(3.0))),
-                            )
-                            .expect("inner derivative");
-                        x * inner
-                    },
-                    Active(4.0),
-                )
-                .map_err(err)?;
-            Ok(rel1(d, 8.0))
-        },
-    );
-    r.run(
-        "nested/perturbation-confusion/x+y".into(),
-        tol.max(FD_SECOND_REFERENCE * (!deriving) as u8 as f64),
-        || {
-            let d = b
-                .derivative(
-                    |x| {
-                        let inner = b
-                            .derivative(
-                                |(x, y)| x + y,
-                                (Const(x), Active(<B::Tracer<f64> as Real>::constant(3.0))),
-                            )
-                            .expect("inner derivative");
-                        x * inner
-                    },
-                    Active(4.0),
-                )
-                .map_err(err)?;
-            Ok(rel1(d, 1.0))
-        },
-    );
-    r.run(
-        "nested/gradient-of-gradient".into(),
-        tol.max(FD_SECOND_REFERENCE * (!deriving) as u8 as f64),
-        || {
-            let x = vec![0.3, -0.4, 0.8];
-            let h = b
-                .jacobian(
-                    |x: Vec<_>| {
-                        b.gradient(|y: Vec<_>| VectorFn::Rosenbrock.eval(&y), Active(&x))
-                            .expect("inner gradient")
-                    },
-                    Active(&x),
-                )
-                .map_err(err)?;
-            let (_, want) = VectorFn::Rosenbrock.analytic(&x).unwrap();
-            Ok(rel(&elements(&h), want.as_slice().unwrap()))
-        },
-    );
+    nested(b, b, profile, r);
 
     // ---- stop_gradient, hook, checkpoint, reflection ----
     if deriving {
@@ -1104,6 +1045,102 @@ impl Segment for LevelProbe {
         self.levels.lock().unwrap().push(T::NEST_LEVEL);
         vec![x[0] * x[0] * x[1]]
     }
+}
+
+/// Nesting: `inner` differentiates inside a function that `outer` differentiates (the same
+/// engine in [`run_first_order`]; any pair through [`crate::run_nested`]).
+pub(crate) fn nested<O: Backend, I: Backend>(
+    outer: &O,
+    inner: &I,
+    profile: &Profile,
+    r: &mut Runner<'_>,
+) {
+    type Outer<O> = <O as Backend>::Tracer<f64>;
+    // Finite differences anywhere in the pair: differences of differences, looser.
+    let exact = Outer::<O>::NEST_LEVEL == 1 && <I::Tracer<Outer<O>> as Real>::NEST_LEVEL == 2;
+    let tol = if exact {
+        profile.first_order_tolerance
+    } else {
+        profile.first_order_tolerance.max(FD_SECOND_REFERENCE)
+    };
+    let three = || <Outer<O> as Real>::constant(3.0);
+    // d/dx [x · d/dy (x y)] = d/dx x² = 2x.
+    r.run("nested/perturbation-confusion/product".into(), tol, || {
+        let d = outer
+            .derivative(
+                |x| {
+                    let d = inner
+                        .derivative(|(x, y)| x * y, (Const(x), Active(three())))
+                        .expect("inner derivative");
+                    x * d
+                },
+                Active(4.0),
+            )
+            .map_err(err)?;
+        Ok(rel1(d, 8.0))
+    });
+    // d/dx [x · d/dy (x + y)] = 1; an engine that confuses the two perturbations says 2.
+    r.run("nested/perturbation-confusion/sum".into(), tol, || {
+        let d = outer
+            .derivative(
+                |x| {
+                    let d = inner
+                        .derivative(|(x, y)| x + y, (Const(x), Active(three())))
+                        .expect("inner derivative");
+                    x * d
+                },
+                Active(4.0),
+            )
+            .map_err(err)?;
+        Ok(rel1(d, 1.0))
+    });
+    // The inner active argument is the outer tracer itself: d/dx [x · d/dy (x + y)|y=x] = 1
+    // and d/dx [x · d/dy (x y)|y=x] = 2x.
+    r.run(
+        "nested/perturbation-confusion/outer-tracer-active-inside".into(),
+        tol,
+        || {
+            let sum = outer
+                .derivative(
+                    |x| {
+                        let d = inner
+                            .derivative(|(c, y)| c + y, (Const(x), Active(x)))
+                            .expect("inner derivative");
+                        x * d
+                    },
+                    Active(4.0),
+                )
+                .map_err(err)?;
+            let product = outer
+                .derivative(
+                    |x| {
+                        let d = inner
+                            .derivative(|(c, y)| c * y, (Const(x), Active(x)))
+                            .expect("inner derivative");
+                        x * d
+                    },
+                    Active(4.0),
+                )
+                .map_err(err)?;
+            Ok(rel1(sum, 1.0).max(rel1(product, 8.0)))
+        },
+    );
+    // The Hessian as the Jacobian of a gradient.
+    r.run("nested/gradient-of-gradient".into(), tol, || {
+        let x = vec![0.3, -0.4, 0.8];
+        let h = outer
+            .jacobian(
+                |x: Vec<_>| {
+                    inner
+                        .gradient(|y: Vec<_>| VectorFn::Rosenbrock.eval(&y), Active(&x))
+                        .expect("inner gradient")
+                },
+                Active(&x),
+            )
+            .map_err(err)?;
+        let (_, want) = VectorFn::Rosenbrock.analytic(&x).unwrap();
+        Ok(rel(&elements(&h), want.as_slice().unwrap()))
+    });
 }
 
 /// The branch [`VectorFn::LoopBranch`] takes at each step.

@@ -101,8 +101,9 @@ macro_rules! with_scenarios {
             "probe/rule-mask/const-never-asked",
             "probe/rule-mask/const-tangent-never-asked",
             "probe/conv/cotangents-computed",
-            "nested/perturbation-confusion/x*y",
-            "nested/perturbation-confusion/x+y",
+            "nested/perturbation-confusion/product",
+            "nested/perturbation-confusion/sum",
+            "nested/perturbation-confusion/outer-tracer-active-inside",
             "nested/gradient-of-gradient",
             "feature/stop_gradient",
             "feature/nest_level",
@@ -336,4 +337,34 @@ fn forward_with_other_lane_counts_conforms() {
         "forward<3>",
         &run_suite(&Forward::<3>, &Profile::forward(), ""),
     );
+}
+
+#[test]
+fn every_pair_of_engines_nests() {
+    // Each engine's tracer is generic over its base scalar, so any engine runs inside any
+    // other: reverse over reverse, forward over reverse, reverse over forward, and the rest.
+    use difi_closure::Closure;
+    use difi_conformance::run_nested;
+    use difi_forward::Forward;
+    use difi_tape::Tape;
+    let p = Profile::reverse();
+    let (tape, closure, forward) = (Tape::new(), Closure::default(), Forward::<4>);
+    let runs = [
+        ("tape over closure", run_nested(&tape, &closure, &p, "")),
+        ("closure over tape", run_nested(&closure, &tape, &p, "")),
+        ("forward over tape", run_nested(&forward, &tape, &p, "")),
+        (
+            "forward over closure",
+            run_nested(&forward, &closure, &p, ""),
+        ),
+        ("tape over forward", run_nested(&tape, &forward, &p, "")),
+        (
+            "closure over forward",
+            run_nested(&closure, &forward, &p, ""),
+        ),
+    ];
+    for (pair, outcomes) in &runs {
+        assert_eq!(outcomes.len(), 4, "{pair}");
+        assert_conforms(pair, outcomes);
+    }
 }
