@@ -1,8 +1,9 @@
 //! The per-thread tape: compact data records, the reverse sweep and replay.
 
 use std::any::{Any, TypeId};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::cmp::Ordering;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicU32, Ordering as AtomicOrdering};
 
 use difi_core::{Error, Real, Result};
@@ -137,21 +138,27 @@ impl<S: Real> TapeData<S> {
             + self.guards.len() * std::mem::size_of::<Guard>()
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn push(&mut self, op: Op, a: u32, b: u32, value: S) -> u32 {
         let i = self.nodes.len();
         if i >= self.max_nodes {
-            self.fail(Error::TapeOverflow {
-                capacity: self.max_nodes,
-            });
-            return NO_INDEX;
+            return self.overflow();
         }
         self.nodes.push(Node { op, a, b });
         self.values.push(value);
         i as u32
     }
 
-    #[inline]
+    #[cold]
+    #[inline(never)]
+    fn overflow(&mut self) -> u32 {
+        self.fail(Error::TapeOverflow {
+            capacity: self.max_nodes,
+        });
+        NO_INDEX
+    }
+
+    #[inline(always)]
     pub fn push_const(&mut self, c: S) -> u32 {
         let i = self.consts.len() as u32;
         self.consts.push(c);
@@ -181,36 +188,100 @@ fn accumulate<S: Real>(adj: &mut [S], r: u32, g: S) {
 }
 
 thread_local! {
+    /// The owners of this thread's tapes: one for f64, a registry for other base scalars.
     static TAPE_F64: RefCell<TapeData<f64>> = const { RefCell::new(TapeData::new()) };
     static TAPES: RefCell<Vec<(TypeId, Box<dyn Any>)>> = const { RefCell::new(Vec::new()) };
+    /// The f64 tape while it records (null otherwise), and the last non-f64 tape that began
+    /// recording. Plain `Cell`s need no destructor, so reading them is one load; going through
+    /// the owners' `LocalKey::with` on every scalar op kept the op out of line and cost about
+    /// 20 ns per node (the tape bench, Rosenbrock n = 1000).
+    static RECORDING_F64: Cell<*const RefCell<TapeData<f64>>> = const { Cell::new(std::ptr::null()) };
+    static RECORDING_OTHER: Cell<(Option<TypeId>, *const ())> = const { Cell::new((None, std::ptr::null())) };
+}
+
+/// This thread's tape for `S` if it is recording and cached, else `None`.
+#[inline(always)]
+fn recording_cell<S: Real>() -> Option<*const RefCell<TapeData<S>>> {
+    if TypeId::of::<S>() == TypeId::of::<f64>() {
+        let p = RECORDING_F64.with(Cell::get);
+        (!p.is_null()).then_some(p as *const RefCell<TapeData<S>>)
+    } else {
+        let (id, p) = RECORDING_OTHER.with(Cell::get);
+        (id == Some(TypeId::of::<S>())).then_some(p as *const RefCell<TapeData<S>>)
+    }
 }
 
 /// Runs `f` on this thread's tape for base scalar `S`. `f` must not record (it only moves data),
 /// so tapes of different base types are never borrowed twice.
 #[inline(always)]
 pub(crate) fn with_tape<S: Real, R>(f: impl FnOnce(&mut TapeData<S>) -> R) -> R {
+    // One call site for `f`, so the per-op closures inline into user code.
+    let cell = recording_cell::<S>().unwrap_or_else(owner_cell::<S>);
+    // SAFETY: `cell` points at this thread's owner of the tape for `S`: `TAPE_F64`, or the
+    // pointee of an `Rc` that `TAPES` holds until thread exit, which never moves. Either is
+    // destroyed only when the thread exits, and no thread-local destructor can run between
+    // taking the pointer (from the live owner: through `LocalKey::with` here, or by `begin`,
+    // with `end` clearing it before the recording stops) and this use. The `TypeId` checks in
+    // `recording_cell` and `owner_cell` make the casts identities. Mutable access still goes
+    // through the `RefCell`, so aliasing is checked at run time.
+    f(&mut unsafe { &*cell }.borrow_mut())
+}
+
+/// The owner of this thread's tape for `S` (creating it on first use), off the hot path.
+#[cold]
+#[inline(never)]
+fn owner_cell<S: Real>() -> *const RefCell<TapeData<S>> {
+    with_owner::<S, _>(|cell| cell as *const RefCell<TapeData<S>>)
+}
+
+/// Runs `f` on this thread's owner of the tape for `S`, creating it on first use; `None` when
+/// the thread is exiting and its tapes are gone.
+fn try_with_owner<S: Real, R>(f: impl FnOnce(&RefCell<TapeData<S>>) -> R) -> Option<R> {
     if TypeId::of::<S>() == TypeId::of::<f64>() {
-        TAPE_F64.with(|t| {
-            let mut t = t.borrow_mut();
-            let t: &mut dyn Any = &mut *t;
-            f(t.downcast_mut::<TapeData<S>>().expect("TypeId matched"))
-        })
+        TAPE_F64
+            .try_with(|t| {
+                let t: &dyn Any = t;
+                f(t.downcast_ref::<RefCell<TapeData<S>>>()
+                    .expect("TypeId matched"))
+            })
+            .ok()
     } else {
-        TAPES.with(|m| {
-            let mut m = m.borrow_mut();
-            let id = TypeId::of::<S>();
-            let pos = match m.iter().position(|(t, _)| *t == id) {
-                Some(p) => p,
-                None => {
-                    m.push((id, Box::new(TapeData::<S>::new())));
-                    m.len() - 1
-                }
-            };
-            f(m[pos]
-                .1
-                .downcast_mut::<TapeData<S>>()
-                .expect("TypeId matched"))
-        })
+        // The registry's borrow is released before `f` runs, so `f` may reach other types' tapes.
+        let cell = TAPES
+            .try_with(|m| {
+                let mut m = m.try_borrow_mut().ok()?;
+                let id = TypeId::of::<S>();
+                let pos = match m.iter().position(|(t, _)| *t == id) {
+                    Some(p) => p,
+                    None => {
+                        m.push((id, Box::new(Rc::new(RefCell::new(TapeData::<S>::new())))));
+                        m.len() - 1
+                    }
+                };
+                m[pos].1.downcast_ref::<Rc<RefCell<TapeData<S>>>>().cloned()
+            })
+            .ok()
+            .flatten()?;
+        Some(f(&cell))
+    }
+}
+
+fn with_owner<S: Real, R>(f: impl FnOnce(&RefCell<TapeData<S>>) -> R) -> R {
+    try_with_owner(f).expect("difi-tape: this thread's tape is in use or already destroyed")
+}
+
+/// Caches (or, with `None`, forgets) the tape for `S` as the recording one.
+fn set_recording<S: Real>(cell: Option<&RefCell<TapeData<S>>>) {
+    let p = cell.map_or(std::ptr::null(), |c| c as *const RefCell<TapeData<S>>);
+    if TypeId::of::<S>() == TypeId::of::<f64>() {
+        RECORDING_F64.with(|r| r.set(p as *const RefCell<TapeData<f64>>));
+    } else {
+        RECORDING_OTHER.with(|r| match cell {
+            Some(_) => r.set((Some(TypeId::of::<S>()), p as *const ())),
+            // Only forget our own entry: another type may have begun since.
+            None if r.get().0 == Some(TypeId::of::<S>()) => r.set((None, std::ptr::null())),
+            None => {}
+        });
     }
 }
 
@@ -218,7 +289,8 @@ static NEXT_EPOCH: AtomicU32 = AtomicU32::new(1);
 
 /// Starts a recording on this thread's tape for `S`; returns its epoch.
 pub(crate) fn begin<S: Real>(max_nodes: usize) -> Result<u32> {
-    with_tape::<S, _>(|t| {
+    with_owner::<S, _>(|cell| {
+        let mut t = cell.borrow_mut();
         if t.recording {
             return Err(Error::TracerMisuse(format!(
                 "a recording over {} is already running on this thread; differentiate the inner \
@@ -241,14 +313,17 @@ pub(crate) fn begin<S: Real>(max_nodes: usize) -> Result<u32> {
         t.epoch = epoch;
         t.recording = true;
         t.max_nodes = max_nodes.min(MAX_NODES);
+        drop(t);
+        set_recording(Some(cell));
         Ok(epoch)
     })
 }
 
 /// Ends the recording and takes its records off the thread.
 pub(crate) fn end<S: Real>() -> TapeData<S> {
-    with_tape::<S, _>(|t| {
-        let mut data = std::mem::replace(t, TapeData::new());
+    with_owner::<S, _>(|cell| {
+        set_recording::<S>(None);
+        let mut data = std::mem::replace(&mut *cell.borrow_mut(), TapeData::new());
         data.recording = false;
         data
     })
@@ -258,30 +333,16 @@ pub(crate) fn end<S: Real>() -> TapeData<S> {
 /// recording is running there or the thread is exiting.
 pub(crate) fn recycle<S: Real>(mut data: TapeData<S>) {
     data.specials.clear();
-    let mut give = |t: &mut TapeData<S>| {
-        if !t.recording && t.nodes.capacity() < data.nodes.capacity() {
-            std::mem::swap(&mut t.nodes, &mut data.nodes);
-            std::mem::swap(&mut t.values, &mut data.values);
-            std::mem::swap(&mut t.consts, &mut data.consts);
-            std::mem::swap(&mut t.guards, &mut data.guards);
+    try_with_owner::<S, _>(|cell| {
+        if let Ok(mut t) = cell.try_borrow_mut() {
+            if !t.recording && t.nodes.capacity() < data.nodes.capacity() {
+                std::mem::swap(&mut t.nodes, &mut data.nodes);
+                std::mem::swap(&mut t.values, &mut data.values);
+                std::mem::swap(&mut t.consts, &mut data.consts);
+                std::mem::swap(&mut t.guards, &mut data.guards);
+            }
         }
-    };
-    if TypeId::of::<S>() == TypeId::of::<f64>() {
-        let _ = TAPE_F64.try_with(|t| {
-            if let Ok(mut t) = t.try_borrow_mut() {
-                let t: &mut dyn Any = &mut *t;
-                give(t.downcast_mut::<TapeData<S>>().expect("TypeId matched"));
-            }
-        });
-    } else {
-        let _ = TAPES.try_with(|m| {
-            if let Ok(mut m) = m.try_borrow_mut() {
-                if let Some((_, t)) = m.iter_mut().find(|(id, _)| *id == TypeId::of::<S>()) {
-                    give(t.downcast_mut::<TapeData<S>>().expect("TypeId matched"));
-                }
-            }
-        });
-    }
+    });
 }
 
 /// Ends a recording on drop, so a panic in user code leaves the thread's tape usable.

@@ -55,64 +55,80 @@ impl<S: Real> Var<S> {
         }
     }
 
-    #[inline]
+    /// An active tracer must belong to the running recording. A tape that is not recording
+    /// has epoch 0, which no active tracer carries, so one comparison covers both cases.
+    #[inline(always)]
     fn check(self, t: &mut crate::tape::TapeData<S>) {
-        if self.epoch != t.epoch || !t.recording {
-            if t.recording {
-                t.fail(misuse());
-            } else {
-                panic!("{}", misuse());
-            }
+        if self.epoch != t.epoch {
+            misused(t);
         }
     }
 
-    #[inline]
+    /// Records `op` on one active operand (with an immediate `imm` for `powi`).
+    #[inline(always)]
+    fn record_unary(self, op: Op, imm: u32, value: S) -> Self {
+        if self.index == NO_INDEX {
+            return Var::constant_of(value);
+        }
+        // Small closures on purpose: the per-op path must inline into user code.
+        with_tape::<S, _>(|t| {
+            if self.epoch != t.epoch {
+                misused(t);
+            }
+            Var {
+                value,
+                index: t.push(op, self.index, imm, value),
+                epoch: t.epoch,
+            }
+        })
+    }
+
+    #[inline(always)]
     pub(crate) fn unary(self, op: Op, value: S) -> Self {
-        if self.index == NO_INDEX {
-            return Var::constant_of(value);
-        }
-        with_tape::<S, _>(|t| {
-            self.check(t);
-            let index = t.push(op, self.index, 0, value);
-            Var {
-                value,
-                index,
-                epoch: t.epoch,
-            }
-        })
+        self.record_unary(op, 0, value)
     }
 
-    #[inline]
-    fn with_immediate(self, op: Op, imm: u32, value: S) -> Self {
-        if self.index == NO_INDEX {
-            return Var::constant_of(value);
-        }
-        with_tape::<S, _>(|t| {
-            self.check(t);
-            let index = t.push(op, self.index, imm, value);
-            Var {
-                value,
-                index,
-                epoch: t.epoch,
-            }
-        })
-    }
-
-    #[inline]
+    #[inline(always)]
     pub(crate) fn binary(self, other: Self, op: Op, value: S) -> Self {
-        if self.index == NO_INDEX && other.index == NO_INDEX {
+        let (a_active, b_active) = (self.index != NO_INDEX, other.index != NO_INDEX);
+        if !a_active && !b_active {
             return Var::constant_of(value);
         }
+        // Small closures, each inlined into user code: a constant operand goes to the pool
+        // first, then the op is one push.
+        let a = if a_active {
+            self.index
+        } else {
+            with_tape::<S, _>(|t| t.push_const(self.value))
+        };
+        let b = if b_active {
+            other.index
+        } else {
+            with_tape::<S, _>(|t| t.push_const(other.value))
+        };
         with_tape::<S, _>(|t| {
-            let a = self.operand(t);
-            let b = other.operand(t);
-            let index = t.push(op, a, b, value);
+            let epoch = t.epoch;
+            if (a_active && self.epoch != epoch) | (b_active && other.epoch != epoch) {
+                misused(t);
+            }
             Var {
                 value,
-                index,
-                epoch: t.epoch,
+                index: t.push(op, a, b, value),
+                epoch,
             }
         })
+    }
+}
+
+/// Reports a tracer used outside its recording: an error from the running operator, or a
+/// panic when no recording is running to carry it. Kept out of line, off the hot path.
+#[cold]
+#[inline(never)]
+fn misused<S: Real>(t: &mut crate::tape::TapeData<S>) {
+    if t.recording {
+        t.fail(misuse());
+    } else {
+        panic!("{}", misuse());
     }
 }
 
@@ -153,7 +169,7 @@ macro_rules! binop {
     ($tr:ident, $m:ident, $op:ident, $sym:tt) => {
         impl<S: Real> $tr for Var<S> {
             type Output = Var<S>;
-            #[inline]
+            #[inline(always)]
             fn $m(self, r: Var<S>) -> Var<S> {
                 self.binary(r, Op::$op, self.value $sym r.value)
             }
@@ -167,7 +183,7 @@ binop!(Div, div, Div, /);
 
 impl<S: Real> Neg for Var<S> {
     type Output = Var<S>;
-    #[inline]
+    #[inline(always)]
     fn neg(self) -> Var<S> {
         self.unary(Op::Neg, -self.value)
     }
@@ -192,7 +208,7 @@ impl<S: Real> Float for Var<S> {
         recip => Recip);
 
     fn powi(self, n: i32) -> Self {
-        self.with_immediate(Op::Powi, n as u32, self.value.powi(n))
+        self.record_unary(Op::Powi, n as u32, self.value.powi(n))
     }
     fn powf(self, n: Self) -> Self {
         self.binary(n, Op::Powf, self.value.powf(n.value))

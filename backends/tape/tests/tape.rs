@@ -542,3 +542,109 @@ fn a_panic_in_user_code_leaves_the_tape_usable() {
         vec![4.0]
     );
 }
+
+// The recording tape is reached through a cached pointer (see `with_tape`); these tests cover
+// the situations its safety argument is about.
+
+#[test]
+fn threads_recording_at_once_keep_their_own_tapes() {
+    let handles: Vec<_> = (0..4)
+        .map(|k| {
+            std::thread::spawn(move || {
+                for i in 0..200 {
+                    let x: Vec<f64> = (0..20).map(|j| ((k * 31 + i + j) as f64).sin()).collect();
+                    let g = Tape::new()
+                        .gradient(|x| rosenbrock(&x), Active(&x))
+                        .unwrap();
+                    close(&g, &rosenbrock_gradient(&x), 1e-12);
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+}
+
+#[test]
+fn three_levels_of_nesting_switch_between_tapes() {
+    // d³/dx³ x⁵ = 60 x²; every level records on its own base type's tape, and the innermost
+    // two alternate while the outer one waits.
+    fn d<T: Real>(f: impl Fn(Var<T>) -> Var<T>, x: T) -> T {
+        Tape::new().derivative(f, Active(x)).unwrap()
+    }
+    let x0 = 1.5_f64;
+    let third = d(
+        |x: Var<f64>| {
+            d(
+                |y: Var<Var<f64>>| d(|z: Var<Var<Var<f64>>>| z.powi(5), y),
+                x,
+            )
+        },
+        x0,
+    );
+    assert!((third - 60.0 * x0 * x0).abs() < 1e-9, "{third}");
+}
+
+#[test]
+fn a_panic_inside_a_nested_recording_leaves_both_tapes_usable() {
+    let r = std::panic::catch_unwind(|| {
+        Tape::new().derivative(
+            |x: Var<f64>| {
+                Tape::new()
+                    .derivative(
+                        |y: Var<Var<f64>>| -> Var<Var<f64>> { panic!("inner {}", y.value()) },
+                        Active(x),
+                    )
+                    .unwrap()
+            },
+            Active(1.0),
+        )
+    });
+    assert!(r.is_err());
+    let d2 = Tape::new()
+        .derivative(
+            |x: Var<f64>| {
+                Tape::new()
+                    .derivative(|y: Var<Var<f64>>| y * y * y, Active(x))
+                    .unwrap()
+            },
+            Active(2.0),
+        )
+        .unwrap();
+    assert_eq!(d2, 12.0);
+}
+
+#[test]
+fn gradients_work_in_a_thread_local_destructor() {
+    struct OnExit(std::sync::mpsc::Sender<Option<Vec<f64>>>);
+    impl Drop for OnExit {
+        fn drop(&mut self) {
+            // The tapes may already be gone: an error or a right answer, never a crash.
+            let g = std::panic::catch_unwind(|| {
+                Tape::new()
+                    .gradient(|x: Vec<Var<f64>>| x[0] * x[1], Active(&vec![2.0, 3.0]))
+                    .ok()
+            })
+            .ok()
+            .flatten();
+            let _ = self.0.send(g);
+        }
+    }
+    thread_local! {
+        static ON_EXIT: std::cell::RefCell<Option<OnExit>> = const { std::cell::RefCell::new(None) };
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        ON_EXIT.with(|e| *e.borrow_mut() = Some(OnExit(tx)));
+        // Touch the tape so its owner exists (and may be destroyed before `ON_EXIT`).
+        Tape::new()
+            .gradient(|x: Vec<Var<f64>>| x[0], Active(&vec![1.0]))
+            .unwrap();
+    })
+    .join()
+    .unwrap();
+    if let Some(g) = rx.recv().unwrap() {
+        assert_eq!(g, vec![3.0, 2.0]);
+    }
+}
