@@ -11,13 +11,14 @@ use difi_forward::ForwardOverReverse;
 use difi_tape::Tape;
 use serde_json::{json, Value};
 
+use crate::ba::{ba_jacobian, ba_objective, BaInput};
 use crate::gmm::gmm_objective;
 use crate::lstm::lstm_objective;
 use crate::workloads::{det, kmeans_cost, llsq, lse, ode};
 
 /// Modules this tool evaluates.
-pub const MODULES: [&str; 8] = [
-    "hello", "llsq", "lse", "det", "ode", "kmeans", "lstm", "gmm",
+pub const MODULES: [&str; 9] = [
+    "hello", "llsq", "lse", "det", "ode", "kmeans", "lstm", "gmm", "ba",
 ];
 
 /// The engine a session differentiates with.
@@ -82,6 +83,63 @@ fn int(v: &Value, field: &str) -> Result<usize, String> {
         .ok_or(format!(
             "input field `{field}` must be a non-negative integer"
         ))
+}
+
+fn number(v: &Value, field: &str) -> Result<f64, String> {
+    v.get(field)
+        .and_then(Value::as_f64)
+        .ok_or(format!("input field `{field}` must be a number"))
+}
+
+/// GradBench's shortening of a long list: its first 30 entries, then its last one. Lists of
+/// at most 31 entries stay whole.
+fn cut<T: Clone>(v: &[T]) -> Vec<T> {
+    if v.len() <= 31 {
+        v.to_vec()
+    } else {
+        v[..30].iter().chain(v.last()).cloned().collect()
+    }
+}
+
+/// The `ba` module: `objective` and `jacobian` on the problem GradBench's input replicates.
+pub mod ba {
+    use super::*;
+
+    fn input(v: &Value) -> Result<BaInput, String> {
+        BaInput::replicate(
+            int(v, "n")?,
+            int(v, "m")?,
+            int(v, "p")?,
+            &floats(v, "cam")?,
+            &floats(v, "x")?,
+            number(v, "w")?,
+            &floats(v, "feat")?,
+        )
+    }
+
+    /// `{"reproj_error": {"elements": [first two residuals], "repeated": p}, "w_err":
+    /// {"element": first weight residual, "repeated": p}}`.
+    pub fn objective(v: &Value) -> Result<Value, String> {
+        let input = input(v)?;
+        let (reproj, w_err) = ba_objective(&input);
+        Ok(json!({
+            "reproj_error": {"elements": &reproj[..2], "repeated": input.p},
+            "w_err": {"element": w_err[0], "repeated": input.p},
+        }))
+    }
+
+    /// `{"rows": ..., "cols": ..., "vals": ...}`: the sparse Jacobian's row pointers, columns
+    /// and values, each cut to its first 30 entries and its last one, as GradBench's reference
+    /// tools answer.
+    pub fn jacobian(engine: Engine, v: &Value) -> Result<Value, String> {
+        let input = input(v)?;
+        let jac = match engine {
+            Engine::Tape => ba_jacobian(&Tape::new(), &input),
+            Engine::Closure => ba_jacobian(&Closure::default(), &input),
+        }
+        .map_err(|e| e.to_string())?;
+        Ok(json!({"rows": cut(&jac.rows), "cols": cut(&jac.cols), "vals": cut(&jac.vals)}))
+    }
 }
 
 fn gradient<F1, F2>(engine: Engine, x: &[f64], tape: F1, closure: F2) -> Result<Vec<f64>, String>
@@ -330,6 +388,8 @@ impl Session {
                     json!({"alpha": ga, "mu": by_row(gm, d), "q": by_row(gq, d), "l": by_row(gl, tri)}),
                 )
             }
+            ("ba", "objective") => ba::objective(input),
+            ("ba", "jacobian") => ba::jacobian(e, input),
             _ => Err(format!("`{module}` has no function `{function}` here")),
         }
     }
@@ -369,6 +429,68 @@ mod tests {
         }
     }
 
+    /// ba through the protocol: the shortened objective, and the shortened sparse Jacobian
+    /// against finite differences of one observation's residual.
+    fn check_ba(s: &mut Session) {
+        let cam = [
+            1.797201, 0.590697, -0.635786, 90.859550, 29.361415, 28.777534, 211.628116, -0.284531,
+            -14.762924, 0.058931, 0.069976,
+        ];
+        let (x, w, feat) = (
+            [4.173048, 5.586898, 1.403869],
+            0.417022,
+            [-525.672849, 161.811929],
+        );
+        let (n, m, p) = (2, 3, 12);
+        let input = format!(
+            r#"{{"n":{n},"m":{m},"p":{p},"cam":{cam:?},"x":{x:?},"w":{w},"feat":{feat:?}}}"#
+        );
+        let v = ok(&s.respond(&format!(
+            r#"{{"id":20,"kind":"evaluate","module":"ba","function":"objective","input":{input}}}"#
+        )));
+        let want = crate::ba::ba_reprojection(&cam, &x, w, &feat);
+        assert_gradbench_close(&v["output"]["reproj_error"]["elements"], &want);
+        assert_eq!(v["output"]["reproj_error"]["repeated"], json!(p));
+        assert_gradbench_close(&json!([v["output"]["w_err"]["element"]]), &[1.0 - w * w]);
+        assert_eq!(v["output"]["w_err"]["repeated"], json!(p));
+        let v = ok(&s.respond(&format!(
+            r#"{{"id":21,"kind":"evaluate","module":"ba","function":"jacobian","input":{input}}}"#
+        )));
+        // Rows: 3p + 1 = 37 pointers cut to 31: 0, 15, ..., 15·24 = 360 (the 2p reprojection
+        // rows), 361, ..., 365, then the last one, 30p + p.
+        let rows: Vec<u64> = (0..=24)
+            .map(|r| 15 * r)
+            .chain((1..=5).map(|i| 360 + i))
+            .chain([31 * p as u64])
+            .collect();
+        assert_eq!(v["output"]["rows"], json!(rows));
+        // Cols: observation 0 (camera 0, point 0, weight 0) on both rows, then the last weight
+        // row's column 11n + 3m + p − 1.
+        let block: Vec<usize> = (0..11)
+            .chain(11 * n..11 * n + 3)
+            .chain([11 * n + 3 * m])
+            .collect();
+        let cols: Vec<usize> = block
+            .iter()
+            .chain(&block)
+            .copied()
+            .chain([11 * n + 3 * m + p - 1])
+            .collect();
+        assert_eq!(v["output"]["cols"], json!(cols));
+        let mut local = [0.0; 15];
+        local[..11].copy_from_slice(&cam);
+        local[11..14].copy_from_slice(&x);
+        local[14] = w;
+        let fd = FiniteDifferences::default()
+            .jacobian(
+                |v: [f64; 15]| crate::ba::ba_reprojection(&v[..11], &v[11..14], v[14], &feat),
+                Active(&local),
+            )
+            .unwrap();
+        let want: Vec<f64> = fd.iter().copied().chain([-2.0 * w]).collect();
+        assert_gradbench_close(&v["output"]["vals"], &want);
+    }
+
     #[test]
     fn a_scripted_session() {
         for engine in [Engine::Tape, Engine::Closure] {
@@ -382,10 +504,11 @@ mod tests {
                     i + 1
                 )));
             }
-            let ba: Value =
-                serde_json::from_str(&s.respond(r#"{"id":9,"kind":"define","module":"ba"}"#))
+            let ht: Value =
+                serde_json::from_str(&s.respond(r#"{"id":9,"kind":"define","module":"ht"}"#))
                     .unwrap();
-            assert_eq!(ba["success"], json!(false));
+            assert_eq!(ht["success"], json!(false));
+            check_ba(&mut s);
             let v = ok(&s.respond(r#"{"id":18,"kind":"evaluate","module":"gmm","function":"jacobian","input":{"d":2,"k":2,"n":3,"alpha":[0.1,-0.2],"mu":[[0.0,0.5],[1.0,-0.5]],"q":[[0.1,0.2],[-0.1,0.0]],"l":[[0.3],[-0.2]],"x":[[0.2,0.1],[0.9,-0.4],[-0.3,0.6]],"m":0,"gamma":1.0}}"#));
             let (fa, fmu, NoTangent, NoTangent, NoTangent) = FiniteDifferences::default()
                 .gradient(
@@ -473,6 +596,9 @@ mod tests {
             r#"{"id":1}"#,
             r#"{"id":2,"kind":"evaluate","module":"det","function":"gradient","input":{"A":[1,2],"ell":3}}"#,
             r#"{"id":3,"kind":"evaluate","module":"lse","function":"gradient","input":{"x":"no"}}"#,
+            r#"{"id":4,"kind":"evaluate","module":"ba","function":"jacobian","input":{"n":1,"m":1,"p":1,"cam":[1,2],"x":[1,2,3],"w":1,"feat":[1,2]}}"#,
+            r#"{"id":5,"kind":"evaluate","module":"ba","function":"objective","input":{"n":1,"m":0,"p":1,"cam":[1,2,3,4,5,6,7,8,9,10,11],"x":[1,2,3],"w":1,"feat":[1,2]}}"#,
+            r#"{"id":6,"kind":"evaluate","module":"ba","function":"objective","input":{"n":1,"m":1,"p":1,"cam":[1,2,3,4,5,6,7,8,9,10,11],"x":[1,2,3],"feat":[1,2]}}"#,
         ] {
             let v: Value = serde_json::from_str(&s.respond(line)).expect("a JSON response");
             assert_eq!(v["success"], json!(false), "{line}");

@@ -1,6 +1,7 @@
 //! Workloads, written once over `T: Real` so every engine runs the same code and `f64` is the
 //! primal; criterion benches in `benches/`; the `ratios` and `gradbench` binaries.
 
+pub mod ba;
 pub mod basic;
 pub mod gmm;
 pub mod gradbench;
