@@ -53,6 +53,10 @@ impl Tape {
     }
 }
 
+/// Up to this many outputs a Jacobian sweeps densely per row (bounded by a constant factor
+/// of the tape); past it, rows sweep their dependency cones.
+const DENSE_JACOBIAN_ROWS: usize = 4;
+
 /// Sizes of a recording, for tests and tuning.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RecordingStats {
@@ -111,7 +115,7 @@ impl<S: Real> TapePullback<S> {
                 adj[o as usize] += s;
             }
         }
-        sweep(&self.data, &mut adj)?;
+        sweep(&self.data, &mut adj, self.data.nodes.len())?;
         Ok(self.inputs.iter().map(|&i| adj[i as usize]).collect())
     }
 }
@@ -287,8 +291,9 @@ impl Backend for Tape {
         Ok((value, pullback))
     }
 
-    /// One recording; each row sweeps only its output's dependency cone, so a row costs what
-    /// that output depends on, not the rows recorded before it.
+    /// One recording. With few outputs each row is a dense sweep below its output (cheapest
+    /// on small tapes); with more, each row sweeps only its output's dependency cone, so a row
+    /// costs what that output depends on, not the rows recorded before it.
     fn jacobian_at<S, A, Y, F>(&self, f: &F, args: &A) -> Result<(Y::Of<S>, Array2<S>)>
     where
         S: Real,
@@ -300,6 +305,22 @@ impl Backend for Tape {
         let (m, n) = (pb.outputs.len(), pb.inputs.len());
         let mut jac = Array2::zeros((m, n));
         let mut adj = vec![S::zero(); pb.data.nodes.len()];
+        if m <= DENSE_JACOBIAN_ROWS {
+            for (row, &o) in pb.outputs.iter().enumerate() {
+                if o == NO_INDEX {
+                    continue;
+                }
+                let end = o as usize + 1;
+                // All of it: inputs above `end` must read zero, not the last row's adjoints.
+                adj.fill(S::zero());
+                adj[o as usize] = S::one();
+                sweep(&pb.data, &mut adj, end)?;
+                for (c, &i) in pb.inputs.iter().enumerate() {
+                    jac[[row, c]] = adj[i as usize];
+                }
+            }
+            return Ok((value, jac));
+        }
         let mut pending = vec![false; pb.data.nodes.len()];
         // Column of each input node.
         let mut column = vec![usize::MAX; pb.data.nodes.len()];

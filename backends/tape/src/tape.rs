@@ -372,10 +372,11 @@ impl<S: Real> Drop for RecordingGuard<S> {
     }
 }
 
-/// The reverse sweep: `adj` holds seeds on entry and all adjoints on exit.
-pub(crate) fn sweep<S: Real>(data: &TapeData<S>, adj: &mut [S]) -> Result<()> {
+/// The reverse sweep over nodes `0..end`: `adj` holds seeds on entry and all adjoints on exit.
+/// Nodes at `end` and after cannot reach a seed below `end`, so they are skipped.
+pub(crate) fn sweep<S: Real>(data: &TapeData<S>, adj: &mut [S], end: usize) -> Result<()> {
     let (values, consts) = (&data.values[..], &data.consts[..]);
-    for i in (0..data.nodes.len()).rev() {
+    for i in (0..end).rev() {
         let Node { op, a, .. } = data.nodes[i];
         if matches!(op, Op::Input | Op::SpecialOutput) {
             continue;

@@ -648,3 +648,31 @@ fn gradients_work_in_a_thread_local_destructor() {
         assert_eq!(g, vec![3.0, 2.0]);
     }
 }
+
+#[test]
+fn jacobian_rows_whose_outputs_are_inputs_in_any_order() {
+    // Few rows take the dense sweep, many the cone sweep; both must give the same exact answer.
+    let x = vec![2.0, 3.0];
+    let j = Tape::new()
+        .jacobian(|x: Vec<Var<f64>>| vec![x[1], x[0], x[0] * x[1]], Active(&x))
+        .unwrap();
+    assert_eq!(j, arr2(&[[0.0, 1.0], [1.0, 0.0], [3.0, 2.0]]));
+    let j = Tape::new()
+        .jacobian(
+            |x: Vec<Var<f64>>| vec![x[1], x[0], x[0] * x[1], x[1], x[0].sin(), x[0] + x[1]],
+            Active(&x),
+        )
+        .unwrap();
+    let c = 2.0_f64.cos();
+    assert_eq!(
+        j,
+        arr2(&[
+            [0.0, 1.0],
+            [1.0, 0.0],
+            [3.0, 2.0],
+            [0.0, 1.0],
+            [c, 0.0],
+            [1.0, 1.0]
+        ])
+    );
+}
