@@ -1,7 +1,8 @@
 //! The GradBench protocol: one JSON message per line in, one response per line out.
 //!
 //! [`Session::respond`] answers one line; the `gradbench` binary loops over stdin. Malformed
-//! input gets `{"id": ..., "success": false, "error": ...}`, never a crash.
+//! input gets `{"id": ..., "success": false, "error": ...}`, never a crash. Timings cover only
+//! the function: inputs are parsed before the timed runs and the output written after.
 
 use std::time::Instant;
 
@@ -46,7 +47,42 @@ pub struct Session {
     engine: Engine,
 }
 
-type Evaluated = Result<Value, String>;
+/// An evaluation's output and the nanoseconds of each timed run.
+type Evaluated = Result<(Value, Vec<u64>), String>;
+
+/// How often to run a function: at least `min_runs` times and until `min_seconds` passed.
+#[derive(Clone, Copy, Debug)]
+struct Runs {
+    min_runs: u64,
+    min_seconds: f64,
+}
+
+impl Runs {
+    /// Runs `f` as asked, timing only `f` (inputs are parsed before, output written after).
+    fn measure<T>(
+        &self,
+        mut f: impl FnMut() -> Result<T, String>,
+    ) -> Result<(T, Vec<u64>), String> {
+        let start = Instant::now();
+        let mut timings = Vec::new();
+        loop {
+            let t = Instant::now();
+            let out = f()?;
+            timings.push(t.elapsed().as_nanos() as u64);
+            if timings.len() as u64 >= self.min_runs
+                && start.elapsed().as_secs_f64() >= self.min_seconds
+            {
+                return Ok((out, timings));
+            }
+        }
+    }
+
+    /// [`Runs::measure`] with the result written as JSON afterwards.
+    fn json<T: serde::Serialize>(&self, f: impl FnMut() -> Result<T, String>) -> Evaluated {
+        let (out, t) = self.measure(f)?;
+        Ok((json!(out), t))
+    }
+}
 
 fn floats(v: &Value, field: &str) -> Result<Vec<f64>, String> {
     v.get(field)
@@ -119,26 +155,34 @@ pub mod ba {
 
     /// `{"reproj_error": {"elements": [first two residuals], "repeated": p}, "w_err":
     /// {"element": first weight residual, "repeated": p}}`.
-    pub fn objective(v: &Value) -> Result<Value, String> {
+    pub(super) fn objective(v: &Value, runs: Runs) -> Evaluated {
         let input = input(v)?;
-        let (reproj, w_err) = ba_objective(&input);
-        Ok(json!({
-            "reproj_error": {"elements": &reproj[..2], "repeated": input.p},
-            "w_err": {"element": w_err[0], "repeated": input.p},
-        }))
+        let ((reproj, w_err), t) = runs.measure(|| Ok(ba_objective(&input)))?;
+        Ok((
+            json!({
+                "reproj_error": {"elements": &reproj[..2], "repeated": input.p},
+                "w_err": {"element": w_err[0], "repeated": input.p},
+            }),
+            t,
+        ))
     }
 
     /// `{"rows": ..., "cols": ..., "vals": ...}`: the sparse Jacobian's row pointers, columns
     /// and values, each cut to its first 30 entries and its last one, as GradBench's reference
     /// tools answer.
-    pub fn jacobian(engine: Engine, v: &Value) -> Result<Value, String> {
+    pub(super) fn jacobian(engine: Engine, v: &Value, runs: Runs) -> Evaluated {
         let input = input(v)?;
-        let jac = match engine {
-            Engine::Tape => ba_jacobian(&Tape::new(), &input),
-            Engine::Closure => ba_jacobian(&Closure::default(), &input),
-        }
-        .map_err(|e| e.to_string())?;
-        Ok(json!({"rows": cut(&jac.rows), "cols": cut(&jac.cols), "vals": cut(&jac.vals)}))
+        let (jac, t) = runs.measure(|| {
+            match engine {
+                Engine::Tape => ba_jacobian(&Tape::new(), &input),
+                Engine::Closure => ba_jacobian(&Closure::default(), &input),
+            }
+            .map_err(|e| e.to_string())
+        })?;
+        Ok((
+            json!({"rows": cut(&jac.rows), "cols": cut(&jac.cols), "vals": cut(&jac.vals)}),
+            t,
+        ))
     }
 }
 
@@ -185,19 +229,19 @@ impl Session {
                 let input = msg.get("input").cloned().unwrap_or(Value::Null);
                 let min_runs = input.get("min_runs").and_then(Value::as_u64).unwrap_or(1).max(1);
                 let min_seconds = input.get("min_seconds").and_then(Value::as_f64).unwrap_or(0.0);
-                let mut timings = Vec::new();
-                let start = Instant::now();
-                let mut output;
-                loop {
-                    let t = Instant::now();
-                    output = self.evaluate(module, function, &input);
-                    timings.push(json!({"name": "evaluate", "nanoseconds": t.elapsed().as_nanos() as u64}));
-                    if output.is_err() || (timings.len() as u64 >= min_runs && start.elapsed().as_secs_f64() >= min_seconds) {
-                        break;
+                let runs = Runs {
+                    min_runs,
+                    min_seconds,
+                };
+                match self.evaluate(module, function, &input, runs) {
+                    Ok((out, nanos)) => {
+                        let timings: Vec<Value> = nanos
+                            .into_iter()
+                            .map(|t| json!({"name": "evaluate", "nanoseconds": t}))
+                            .collect();
+                        json!({"id": id, "success": true, "output": out, "timings": timings})
+                            .to_string()
                     }
-                }
-                match output {
-                    Ok(out) => json!({"id": id, "success": true, "output": out, "timings": timings}).to_string(),
                     Err(e) => fail(e),
                 }
             }
@@ -206,27 +250,32 @@ impl Session {
         }
     }
 
-    fn evaluate(&self, module: &str, function: &str, input: &Value) -> Evaluated {
+    fn evaluate(&self, module: &str, function: &str, input: &Value, runs: Runs) -> Evaluated {
         let e = self.engine;
         match (module, function) {
             ("hello", "square") => {
                 let x = input.as_f64().ok_or("hello takes a number")?;
-                Ok(json!(x * x))
+                runs.json(|| Ok(x * x))
             }
             ("hello", "double") => {
                 let x = input.as_f64().ok_or("hello takes a number")?;
-                let g = gradient(e, &[x], |v| v[0] * v[0], |v| v[0] * v[0])?;
-                Ok(json!(g[0]))
+                runs.json(|| Ok(gradient(e, &[x], |v| v[0] * v[0], |v| v[0] * v[0])?[0]))
             }
-            ("llsq", "primal") => Ok(json!(llsq(&floats(input, "x")?, int(input, "n")?))),
+            ("llsq", "primal") => {
+                let (x, n) = (floats(input, "x")?, int(input, "n")?);
+                runs.json(|| Ok(llsq(&x, n)))
+            }
             ("llsq", "gradient") => {
                 let (x, n) = (floats(input, "x")?, int(input, "n")?);
-                Ok(json!(gradient(e, &x, |v| llsq(&v, n), |v| llsq(&v, n))?))
+                runs.json(|| gradient(e, &x, |v| llsq(&v, n), |v| llsq(&v, n)))
             }
-            ("lse", "primal") => Ok(json!(lse(&floats(input, "x")?))),
+            ("lse", "primal") => {
+                let x = floats(input, "x")?;
+                runs.json(|| Ok(lse(&x)))
+            }
             ("lse", "gradient") => {
                 let x = floats(input, "x")?;
-                Ok(json!(gradient(e, &x, |v| lse(&v), |v| lse(&v))?))
+                runs.json(|| gradient(e, &x, |v| lse(&v), |v| lse(&v)))
             }
             ("det", "primal") | ("det", "gradient") => {
                 let (a, ell) = (floats(input, "A")?, int(input, "ell")?);
@@ -238,23 +287,28 @@ impl Session {
                     ));
                 }
                 if function == "primal" {
-                    Ok(json!(det(&a, ell)))
+                    runs.json(|| Ok(det(&a, ell)))
                 } else {
-                    Ok(json!(gradient(e, &a, |v| det(&v, ell), |v| det(&v, ell))?))
+                    runs.json(|| gradient(e, &a, |v| det(&v, ell), |v| det(&v, ell)))
                 }
             }
-            ("ode", "primal") => Ok(json!(ode(&floats(input, "x")?, int(input, "s")?))),
+            ("ode", "primal") => {
+                let (x, s) = (floats(input, "x")?, int(input, "s")?);
+                runs.json(|| Ok(ode(&x, s)))
+            }
             ("ode", "gradient") => {
                 let (x, s) = (floats(input, "x")?, int(input, "s")?);
                 if x.is_empty() {
                     return Err("ode: x is empty".into());
                 }
-                Ok(json!(gradient(
-                    e,
-                    &x,
-                    |v| ode(&v, s)[x.len() - 1],
-                    |v| ode(&v, s)[x.len() - 1]
-                )?))
+                runs.json(|| {
+                    gradient(
+                        e,
+                        &x,
+                        |v| ode(&v, s)[x.len() - 1],
+                        |v| ode(&v, s)[x.len() - 1],
+                    )
+                })
             }
             ("kmeans", "cost") | ("kmeans", "dir") => {
                 let (p, d) = rows(input, "points")?;
@@ -263,24 +317,27 @@ impl Session {
                     return Err(format!("kmeans: points have dimension {d}, centroids {dc}"));
                 }
                 if function == "cost" {
-                    return Ok(json!(kmeans_cost(&c, &p, d)));
+                    return runs.json(|| Ok(kmeans_cost(&c, &p, d)));
                 }
                 let ones = (vec![1.0; c.len()], NoTangent);
-                let ((g, _), (h, _)) = match e {
-                    Engine::Tape => ForwardOverReverse::<Tape>::default().gradient_and_hvp(
-                        |(c, p): (Vec<_>, Vec<_>)| kmeans_cost(&c, &p, d),
-                        (Active(&c), Const(&p)),
-                        &ones,
-                    ),
-                    Engine::Closure => ForwardOverReverse::<Closure>::default().gradient_and_hvp(
-                        |(c, p): (Vec<_>, Vec<_>)| kmeans_cost(&c, &p, d),
-                        (Active(&c), Const(&p)),
-                        &ones,
-                    ),
-                }
-                .map_err(|e| e.to_string())?;
-                let dir: Vec<f64> = g.iter().zip(&h).map(|(a, b)| a / b).collect();
-                Ok(json!(dir.chunks(d.max(1)).collect::<Vec<_>>()))
+                let (dir, t) = runs.measure(|| {
+                    let ((g, _), (h, _)) = match e {
+                        Engine::Tape => ForwardOverReverse::<Tape>::default().gradient_and_hvp(
+                            |(c, p): (Vec<_>, Vec<_>)| kmeans_cost(&c, &p, d),
+                            (Active(&c), Const(&p)),
+                            &ones,
+                        ),
+                        Engine::Closure => ForwardOverReverse::<Closure>::default()
+                            .gradient_and_hvp(
+                                |(c, p): (Vec<_>, Vec<_>)| kmeans_cost(&c, &p, d),
+                                (Active(&c), Const(&p)),
+                                &ones,
+                            ),
+                    }
+                    .map_err(|e| e.to_string())?;
+                    Ok(g.iter().zip(&h).map(|(a, b)| a / b).collect::<Vec<f64>>())
+                })?;
+                Ok((json!(dir.chunks(d.max(1)).collect::<Vec<_>>()), t))
             }
             ("lstm", "objective") | ("lstm", "jacobian") => {
                 let (main, b4) = rows(input, "main_params")?;
@@ -300,9 +357,8 @@ impl Session {
                     return Err("lstm: the sequence needs at least two steps".into());
                 }
                 if function == "objective" {
-                    return Ok(json!(lstm_objective(
-                        &main, &extra, &state, &sequence, l, c, b
-                    )));
+                    return runs
+                        .json(|| Ok(lstm_objective(&main, &extra, &state, &sequence, l, c, b)));
                 }
                 let args = (
                     Active(&main),
@@ -310,22 +366,24 @@ impl Session {
                     Const(&state),
                     Const(&sequence),
                 );
-                let (gm, ge, NoTangent, NoTangent) = match e {
-                    Engine::Tape => Tape::new().gradient(
-                        |(m, x, s, q): (Vec<_>, Vec<_>, Vec<_>, Vec<_>)| {
-                            lstm_objective(&m, &x, &s, &q, l, c, b)
-                        },
-                        args,
-                    ),
-                    Engine::Closure => Closure::default().gradient(
-                        |(m, x, s, q): (Vec<_>, Vec<_>, Vec<_>, Vec<_>)| {
-                            lstm_objective(&m, &x, &s, &q, l, c, b)
-                        },
-                        args,
-                    ),
-                }
-                .map_err(|e| e.to_string())?;
-                Ok(json!(gm.into_iter().chain(ge).collect::<Vec<f64>>()))
+                runs.json(|| {
+                    let (gm, ge, NoTangent, NoTangent) = match e {
+                        Engine::Tape => Tape::new().gradient(
+                            |(m, x, s, q): (Vec<_>, Vec<_>, Vec<_>, Vec<_>)| {
+                                lstm_objective(&m, &x, &s, &q, l, c, b)
+                            },
+                            args,
+                        ),
+                        Engine::Closure => Closure::default().gradient(
+                            |(m, x, s, q): (Vec<_>, Vec<_>, Vec<_>, Vec<_>)| {
+                                lstm_objective(&m, &x, &s, &q, l, c, b)
+                            },
+                            args,
+                        ),
+                    }
+                    .map_err(|e| e.to_string())?;
+                    Ok(gm.into_iter().chain(ge).collect::<Vec<f64>>())
+                })
             }
             ("gmm", "objective") | ("gmm", "jacobian") => {
                 let (d, k) = (int(input, "d")?, int(input, "k")?);
@@ -355,9 +413,8 @@ impl Session {
                     );
                 }
                 if function == "objective" {
-                    return Ok(json!(gmm_objective(
-                        &alpha, &mu, &q, &l, &x, d, k, gamma, m
-                    )));
+                    return runs
+                        .json(|| Ok(gmm_objective(&alpha, &mu, &q, &l, &x, d, k, gamma, m)));
                 }
                 let args = (
                     Active(&alpha),
@@ -366,30 +423,34 @@ impl Session {
                     Active(&l),
                     Const(&x),
                 );
-                let (ga, gm, gq, gl, NoTangent) = match e {
-                    Engine::Tape => Tape::new().gradient(
-                        |(a, mu, q, l, x): (Vec<_>, Vec<_>, Vec<_>, Vec<_>, Vec<_>)| {
-                            gmm_objective(&a, &mu, &q, &l, &x, d, k, gamma, m)
-                        },
-                        args,
-                    ),
-                    Engine::Closure => Closure::default().gradient(
-                        |(a, mu, q, l, x): (Vec<_>, Vec<_>, Vec<_>, Vec<_>, Vec<_>)| {
-                            gmm_objective(&a, &mu, &q, &l, &x, d, k, gamma, m)
-                        },
-                        args,
-                    ),
-                }
-                .map_err(|e| e.to_string())?;
+                let ((ga, gm, gq, gl), t) = runs.measure(|| {
+                    let (ga, gm, gq, gl, NoTangent) = match e {
+                        Engine::Tape => Tape::new().gradient(
+                            |(a, mu, q, l, x): (Vec<_>, Vec<_>, Vec<_>, Vec<_>, Vec<_>)| {
+                                gmm_objective(&a, &mu, &q, &l, &x, d, k, gamma, m)
+                            },
+                            args,
+                        ),
+                        Engine::Closure => Closure::default().gradient(
+                            |(a, mu, q, l, x): (Vec<_>, Vec<_>, Vec<_>, Vec<_>, Vec<_>)| {
+                                gmm_objective(&a, &mu, &q, &l, &x, d, k, gamma, m)
+                            },
+                            args,
+                        ),
+                    }
+                    .map_err(|e| e.to_string())?;
+                    Ok((ga, gm, gq, gl))
+                })?;
                 let by_row = |v: Vec<f64>, w: usize| {
                     v.chunks(w.max(1)).map(<[f64]>::to_vec).collect::<Vec<_>>()
                 };
-                Ok(
+                Ok((
                     json!({"alpha": ga, "mu": by_row(gm, d), "q": by_row(gq, d), "l": by_row(gl, tri)}),
-                )
+                    t,
+                ))
             }
-            ("ba", "objective") => ba::objective(input),
-            ("ba", "jacobian") => ba::jacobian(e, input),
+            ("ba", "objective") => ba::objective(input, runs),
+            ("ba", "jacobian") => ba::jacobian(e, input, runs),
             _ => Err(format!("`{module}` has no function `{function}` here")),
         }
     }
