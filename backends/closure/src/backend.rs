@@ -67,6 +67,12 @@ pub struct ClosurePullback<S: Real> {
     outputs: Vec<u32>,
 }
 
+impl<S: Real> Drop for ClosurePullback<S> {
+    fn drop(&mut self) {
+        crate::graph::recycle(std::mem::replace(&mut self.graph, Graph::new()));
+    }
+}
+
 impl<S: Real> ClosurePullback<S> {
     pub(crate) fn apply_seed(&self, seed: &[S]) -> Result<Vec<S>> {
         if seed.len() != self.outputs.len() {

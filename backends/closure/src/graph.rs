@@ -1,7 +1,5 @@
 //! The per-thread pullback graph: an arena of pullbacks, composed in reverse.
 
-use std::any::{Any, TypeId};
-use std::cell::RefCell;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use difi_core::{Error, Real, Result};
@@ -59,49 +57,27 @@ impl<S: Real> Graph<S> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn push(&mut self, e: Entry<S>) -> u32 {
         let id = self.entries.len();
         if id >= self.max_entries {
-            self.fail(Error::TapeOverflow {
-                capacity: self.max_entries,
-            });
-            return NO_ID;
+            return self.overflow();
         }
         self.entries.push(e);
         id as u32
     }
-}
 
-thread_local! {
-    static GRAPH_F64: RefCell<Graph<f64>> = const { RefCell::new(Graph::new()) };
-    static GRAPHS: RefCell<Vec<(TypeId, Box<dyn Any>)>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Runs `f` on this thread's graph for base scalar `S`; `f` only moves data.
-#[inline(always)]
-pub(crate) fn with_graph<S: Real, R>(f: impl FnOnce(&mut Graph<S>) -> R) -> R {
-    if TypeId::of::<S>() == TypeId::of::<f64>() {
-        GRAPH_F64.with(|g| {
-            let mut g = g.borrow_mut();
-            let g: &mut dyn Any = &mut *g;
-            f(g.downcast_mut::<Graph<S>>().expect("TypeId matched"))
-        })
-    } else {
-        GRAPHS.with(|m| {
-            let mut m = m.borrow_mut();
-            let id = TypeId::of::<S>();
-            let pos = match m.iter().position(|(t, _)| *t == id) {
-                Some(p) => p,
-                None => {
-                    m.push((id, Box::new(Graph::<S>::new())));
-                    m.len() - 1
-                }
-            };
-            f(m[pos].1.downcast_mut::<Graph<S>>().expect("TypeId matched"))
-        })
+    #[cold]
+    #[inline(never)]
+    fn overflow(&mut self) -> u32 {
+        self.fail(Error::TapeOverflow {
+            capacity: self.max_entries,
+        });
+        NO_ID
     }
 }
+
+difi_core::per_thread_state!(Graph, with = with_graph);
 
 static NEXT_EPOCH: AtomicU32 = AtomicU32::new(1);
 
@@ -114,7 +90,8 @@ pub(crate) struct Recording<S: Real> {
 
 impl<S: Real> Recording<S> {
     pub fn begin(max_entries: usize) -> Result<Self> {
-        with_graph::<S, _>(|g| {
+        with_owner::<S, _>(|cell| {
+            let mut g = cell.borrow_mut();
             if g.recording {
                 return Err(Error::TracerMisuse(format!(
                     "a recording over {} is already running on this thread",
@@ -122,10 +99,15 @@ impl<S: Real> Recording<S> {
                 )));
             }
             let epoch = NEXT_EPOCH.fetch_add(1, Ordering::Relaxed).max(1);
-            *g = Graph::new();
+            // Keep the buffers a dropped pullback gave back: no allocation, no page faults.
+            g.entries.clear();
+            g.arrays.clear();
+            g.error = None;
             g.epoch = epoch;
             g.recording = true;
             g.max_entries = max_entries;
+            drop(g);
+            set_recording(Some(cell));
             Ok(Recording {
                 epoch,
                 open: true,
@@ -141,11 +123,27 @@ impl<S: Real> Recording<S> {
 }
 
 fn take<S: Real>() -> Graph<S> {
-    with_graph::<S, _>(|g| {
-        let mut out = std::mem::replace(g, Graph::new());
+    with_owner::<S, _>(|cell| {
+        set_recording::<S>(None);
+        let mut out = std::mem::replace(&mut *cell.borrow_mut(), Graph::new());
         out.recording = false;
         out
     })
+}
+
+/// Gives a finished graph's buffers back to this thread for the next recording at `S`, unless
+/// one is running or the thread is exiting.
+pub(crate) fn recycle<S: Real>(mut graph: Graph<S>) {
+    graph.entries.clear();
+    graph.arrays.clear();
+    try_with_owner::<S, _>(|cell| {
+        if let Ok(mut g) = cell.try_borrow_mut() {
+            if !g.recording && g.entries.capacity() < graph.entries.capacity() {
+                std::mem::swap(&mut g.entries, &mut graph.entries);
+                std::mem::swap(&mut g.arrays, &mut graph.arrays);
+            }
+        }
+    });
 }
 
 impl<S: Real> Drop for Recording<S> {

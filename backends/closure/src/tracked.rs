@@ -32,6 +32,19 @@ pub(crate) fn misuse() -> Error {
     )
 }
 
+/// Reports a tracer used outside its recording: an error from the running operator, or a
+/// panic when none is running to carry it. Out of line, off the hot path.
+#[cold]
+#[inline(never)]
+fn misused<S: Real>(g: &mut Graph<S>) -> u32 {
+    if g.recording {
+        g.fail(misuse());
+    } else {
+        panic!("{}", misuse());
+    }
+    NO_ID
+}
+
 impl<S: Real> Tracked<S> {
     /// A tracer with no derivative.
     #[inline]
@@ -55,21 +68,17 @@ impl<S: Real> Tracked<S> {
         self.id != NO_ID
     }
 
-    /// The id to pull back into, checking the tracer belongs to the running recording.
-    #[inline]
+    /// The id to pull back into, checking the tracer belongs to the running recording. A
+    /// graph that is not recording has epoch 0, which no active tracer carries.
+    #[inline(always)]
     pub(crate) fn operand(self, g: &mut Graph<S>) -> u32 {
-        if self.id != NO_ID && (self.epoch != g.epoch || !g.recording) {
-            if g.recording {
-                g.fail(misuse());
-            } else {
-                panic!("{}", misuse());
-            }
-            return NO_ID;
+        if self.id != NO_ID && self.epoch != g.epoch {
+            return misused(g);
         }
         self.id
     }
 
-    #[inline]
+    #[inline(always)]
     fn primitive(
         self,
         other: Self,
@@ -120,7 +129,7 @@ impl<S: Real> PartialOrd for Tracked<S> {
 
 impl<S: Real> Add for Tracked<S> {
     type Output = Self;
-    #[inline]
+    #[inline(always)]
     fn add(self, r: Self) -> Self {
         self.primitive(r, self.value + r.value, [S::zero(); 2], |_, g, _| [g, g])
     }
@@ -128,7 +137,7 @@ impl<S: Real> Add for Tracked<S> {
 
 impl<S: Real> Sub for Tracked<S> {
     type Output = Self;
-    #[inline]
+    #[inline(always)]
     fn sub(self, r: Self) -> Self {
         self.primitive(r, self.value - r.value, [S::zero(); 2], |_, g, _| [g, -g])
     }
@@ -136,7 +145,7 @@ impl<S: Real> Sub for Tracked<S> {
 
 impl<S: Real> Mul for Tracked<S> {
     type Output = Self;
-    #[inline]
+    #[inline(always)]
     fn mul(self, r: Self) -> Self {
         // Captures both operand values; each cotangent only if needed.
         self.primitive(r, self.value * r.value, [self.value, r.value], |c, g, n| {
@@ -152,7 +161,7 @@ impl<S: Real> Mul for Tracked<S> {
 #[allow(clippy::suspicious_arithmetic_impl)]
 impl<S: Real> Div for Tracked<S> {
     type Output = Self;
-    #[inline]
+    #[inline(always)]
     fn div(self, r: Self) -> Self {
         let q = self.value / r.value;
         self.primitive(r, q, [q, r.value], |c, g, n| {
@@ -164,7 +173,7 @@ impl<S: Real> Div for Tracked<S> {
 
 impl<S: Real> Neg for Tracked<S> {
     type Output = Self;
-    #[inline]
+    #[inline(always)]
     fn neg(self) -> Self {
         self.unary(-self.value, S::zero(), |_, g, _| [-g, S::zero()])
     }

@@ -1,9 +1,6 @@
 //! The per-thread tape: compact data records, the reverse sweep and replay.
 
-use std::any::{Any, TypeId};
-use std::cell::{Cell, RefCell};
 use std::cmp::Ordering;
-use std::rc::Rc;
 use std::sync::atomic::{AtomicU32, Ordering as AtomicOrdering};
 
 use difi_core::{Error, Real, Result};
@@ -187,103 +184,7 @@ fn accumulate<S: Real>(adj: &mut [S], r: u32, g: S) {
     }
 }
 
-thread_local! {
-    /// The owners of this thread's tapes: one for f64, a registry for other base scalars.
-    static TAPE_F64: RefCell<TapeData<f64>> = const { RefCell::new(TapeData::new()) };
-    static TAPES: RefCell<Vec<(TypeId, Box<dyn Any>)>> = const { RefCell::new(Vec::new()) };
-    /// The f64 tape while it records (null otherwise), and the last non-f64 tape that began
-    /// recording. Plain `Cell`s need no destructor, so reading them is one load; going through
-    /// the owners' `LocalKey::with` on every scalar op kept the op out of line and cost about
-    /// 20 ns per node (the tape bench, Rosenbrock n = 1000).
-    static RECORDING_F64: Cell<*const RefCell<TapeData<f64>>> = const { Cell::new(std::ptr::null()) };
-    static RECORDING_OTHER: Cell<(Option<TypeId>, *const ())> = const { Cell::new((None, std::ptr::null())) };
-}
-
-/// This thread's tape for `S` if it is recording and cached, else `None`.
-#[inline(always)]
-fn recording_cell<S: Real>() -> Option<*const RefCell<TapeData<S>>> {
-    if TypeId::of::<S>() == TypeId::of::<f64>() {
-        let p = RECORDING_F64.with(Cell::get);
-        (!p.is_null()).then_some(p as *const RefCell<TapeData<S>>)
-    } else {
-        let (id, p) = RECORDING_OTHER.with(Cell::get);
-        (id == Some(TypeId::of::<S>())).then_some(p as *const RefCell<TapeData<S>>)
-    }
-}
-
-/// Runs `f` on this thread's tape for base scalar `S`. `f` must not record (it only moves data),
-/// so tapes of different base types are never borrowed twice.
-#[inline(always)]
-pub(crate) fn with_tape<S: Real, R>(f: impl FnOnce(&mut TapeData<S>) -> R) -> R {
-    // One call site for `f`, so the per-op closures inline into user code.
-    let cell = recording_cell::<S>().unwrap_or_else(owner_cell::<S>);
-    // SAFETY: `cell` points at this thread's owner of the tape for `S`: `TAPE_F64`, or the
-    // pointee of an `Rc` that `TAPES` holds until thread exit, which never moves. Either is
-    // destroyed only when the thread exits, and no thread-local destructor can run between
-    // taking the pointer (from the live owner: through `LocalKey::with` here, or by `begin`,
-    // with `end` clearing it before the recording stops) and this use. The `TypeId` checks in
-    // `recording_cell` and `owner_cell` make the casts identities. Mutable access still goes
-    // through the `RefCell`, so aliasing is checked at run time.
-    f(&mut unsafe { &*cell }.borrow_mut())
-}
-
-/// The owner of this thread's tape for `S` (creating it on first use), off the hot path.
-#[cold]
-#[inline(never)]
-fn owner_cell<S: Real>() -> *const RefCell<TapeData<S>> {
-    with_owner::<S, _>(|cell| cell as *const RefCell<TapeData<S>>)
-}
-
-/// Runs `f` on this thread's owner of the tape for `S`, creating it on first use; `None` when
-/// the thread is exiting and its tapes are gone.
-fn try_with_owner<S: Real, R>(f: impl FnOnce(&RefCell<TapeData<S>>) -> R) -> Option<R> {
-    if TypeId::of::<S>() == TypeId::of::<f64>() {
-        TAPE_F64
-            .try_with(|t| {
-                let t: &dyn Any = t;
-                f(t.downcast_ref::<RefCell<TapeData<S>>>()
-                    .expect("TypeId matched"))
-            })
-            .ok()
-    } else {
-        // The registry's borrow is released before `f` runs, so `f` may reach other types' tapes.
-        let cell = TAPES
-            .try_with(|m| {
-                let mut m = m.try_borrow_mut().ok()?;
-                let id = TypeId::of::<S>();
-                let pos = match m.iter().position(|(t, _)| *t == id) {
-                    Some(p) => p,
-                    None => {
-                        m.push((id, Box::new(Rc::new(RefCell::new(TapeData::<S>::new())))));
-                        m.len() - 1
-                    }
-                };
-                m[pos].1.downcast_ref::<Rc<RefCell<TapeData<S>>>>().cloned()
-            })
-            .ok()
-            .flatten()?;
-        Some(f(&cell))
-    }
-}
-
-fn with_owner<S: Real, R>(f: impl FnOnce(&RefCell<TapeData<S>>) -> R) -> R {
-    try_with_owner(f).expect("difi-tape: this thread's tape is in use or already destroyed")
-}
-
-/// Caches (or, with `None`, forgets) the tape for `S` as the recording one.
-fn set_recording<S: Real>(cell: Option<&RefCell<TapeData<S>>>) {
-    let p = cell.map_or(std::ptr::null(), |c| c as *const RefCell<TapeData<S>>);
-    if TypeId::of::<S>() == TypeId::of::<f64>() {
-        RECORDING_F64.with(|r| r.set(p as *const RefCell<TapeData<f64>>));
-    } else {
-        RECORDING_OTHER.with(|r| match cell {
-            Some(_) => r.set((Some(TypeId::of::<S>()), p as *const ())),
-            // Only forget our own entry: another type may have begun since.
-            None if r.get().0 == Some(TypeId::of::<S>()) => r.set((None, std::ptr::null())),
-            None => {}
-        });
-    }
-}
+difi_core::per_thread_state!(TapeData, with = with_tape);
 
 static NEXT_EPOCH: AtomicU32 = AtomicU32::new(1);
 

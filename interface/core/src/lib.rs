@@ -30,6 +30,7 @@ mod fd;
 mod prepared;
 mod real;
 mod rule;
+mod thread_state;
 mod value;
 
 pub use args::{
