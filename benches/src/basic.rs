@@ -74,17 +74,33 @@ impl Chain {
     /// assert_eq!(y.len(), 2);
     /// ```
     pub fn eval<T: Real>(&self, x: &[T]) -> Vec<T> {
+        self.eval_with(x, |even, t, xr| {
+            if even {
+                (t.cos() + xr).sin()
+            } else {
+                (t.sin() + xr).cos()
+            }
+        })
+    }
+
+    /// The chain's loop with the step given: `step(even, t, x_r)` is one step, `even` for
+    /// steps 0, 2, .... Peers whose scalars are not [`Real`] run the same chain through it.
+    ///
+    /// ```
+    /// let c = difi_benches::basic::Chain::new(4, 2, 10);
+    /// let x = [0.1_f64, 0.2, 0.3, 0.4];
+    /// let y = c.eval_with(&x, |even, t, xr| if even { (t.cos() + xr).sin() } else { (t.sin() + xr).cos() });
+    /// assert_eq!(y, c.eval(&x));
+    /// ```
+    #[inline(always)]
+    pub fn eval_with<T: Copy>(&self, x: &[T], step: impl Fn(bool, T, T) -> T) -> Vec<T> {
         assert_eq!(x.len(), self.n, "Chain::eval: expected {} inputs", self.n);
         (0..self.m)
             .map(|j| {
                 let idx = &self.indices[j * (self.steps + 1)..(j + 1) * (self.steps + 1)];
                 let mut t = x[idx[0]];
                 for (k, &r) in idx[1..].iter().enumerate() {
-                    t = if k % 2 == 0 {
-                        (t.cos() + x[r]).sin()
-                    } else {
-                        (t.sin() + x[r]).cos()
-                    };
+                    t = step(k % 2 == 0, t, x[r]);
                 }
                 t
             })

@@ -7,4 +7,5 @@ pub mod gmm;
 pub mod gradbench;
 pub mod lstm;
 pub mod mt19937;
+pub mod peers;
 pub mod workloads;

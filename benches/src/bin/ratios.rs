@@ -5,16 +5,24 @@
 //! cargo run --release -p difi-benches --bin ratios -- --quick
 //! ```
 //!
-//! Prints `ratio WORKLOAD ENGINE OPERATOR VALUE` lines. Without `--quick` the sizes are the
-//! full ones of the issue (conv 512 × 512 × 23 takes minutes).
+//! Prints `ratio WORKLOAD ENGINE OPERATOR VALUE` lines, and `peer WORKLOAD PEER VALUE` lines:
+//! difi's tape gradient time over the peer's gradient time on the same workload (below 1: difi
+//! is faster), both measured in this run (peers in [`difi_benches::peers`]). Without `--quick`
+//! the sizes are the full ones of the issue (conv 512 × 512 × 23 takes minutes).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+use difi_benches::ba::{ba_jacobian, ba_objective, BaInput};
 use difi_benches::basic::{rosenbrock, Chain};
 use difi_benches::gmm::gmm_objective;
 use difi_benches::lstm::lstm_objective;
 use difi_benches::mt19937::Mt19937;
+use difi_benches::peers::{
+    chain_gradient_ad_trait_adr, chain_gradient_reverse, rosenbrock_gradient_ad_trait_adr,
+    rosenbrock_gradient_autodiff_forward, rosenbrock_gradient_num_dual,
+    rosenbrock_gradient_reverse,
+};
 use difi_benches::workloads::{det, kmeans_cost, llsq, lse, ode};
 use difi_closure::Closure;
 use difi_core::{Active, ArrayD, Backend, Const, SecondOrder};
@@ -48,6 +56,11 @@ impl Report {
 
     fn ratio(&self, workload: &str, engine: &str, operator: &str, value: f64) {
         println!("ratio {workload} {engine} {operator} {value:.3}");
+    }
+
+    /// `ours / theirs`: difi's time over the peer's on one workload.
+    fn peer(&self, workload: &str, peer: &str, ours: f64, theirs: f64) {
+        println!("peer {workload} {peer} {:.3}", ours / theirs);
     }
 }
 
@@ -96,6 +109,21 @@ fn main() {
         "hvp/gradient",
         hvp / tape,
     );
+    // Peers on the same Rosenbrock, over difi's tape gradient above. autodiff is forward mode,
+    // n passes, and num-dual carries n derivatives per value: both O(n²), a few ms and about
+    // 10 ms at n = 1000, so the same n even with --quick.
+    let peers: [(&str, fn(&[f64]) -> Vec<f64>); 4] = [
+        ("ad_trait-adr", rosenbrock_gradient_ad_trait_adr),
+        ("reverse", rosenbrock_gradient_reverse),
+        ("autodiff-forward", rosenbrock_gradient_autodiff_forward),
+        ("num-dual", rosenbrock_gradient_num_dual),
+    ];
+    for (name, grad) in peers {
+        let t = rep.time(|| {
+            black_box(grad(black_box(&x)));
+        });
+        rep.peer("rosenbrock", name, tape, t);
+    }
 
     // The ad_trait chain, n = 100, one output of 1000 steps.
     let chain = Chain::new(100, 1, 1000);
@@ -111,6 +139,14 @@ fn main() {
         );
     });
     rep.ratio("chain", "tape", "gradient", tape / primal);
+    let adr = rep.time(|| {
+        black_box(chain_gradient_ad_trait_adr(&chain, black_box(&xc)));
+    });
+    rep.peer("chain", "ad_trait-adr", tape, adr);
+    let reverse = rep.time(|| {
+        black_box(chain_gradient_reverse(&chain, black_box(&xc)));
+    });
+    rep.peer("chain", "reverse", tape, reverse);
 
     // Reverse Jacobian growth: m = 10 vs m = 50 outputs at n = 50.
     let xj: Vec<f64> = (0..50).map(|i| i as f64 * 0.02).collect();
@@ -282,6 +318,27 @@ fn main() {
             rep.ratio("lstm-l2-c1024", "tape", "gradient", t / p);
         }
         Err(e) => println!("skip lstm: {e}"),
+    }
+
+    // ba, n = 49, m = 7776, p = 31843 (ADBench data beside the repository): the sparse
+    // Jacobian, one 2 × 15 block per observation, over the residuals.
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/data/adbench/ba/ba1_n49_m7776_p31843.txt");
+    match BaInput::read(&path) {
+        Ok(input) => {
+            let p = rep.time(|| {
+                black_box(ba_objective(black_box(&input)));
+            });
+            let t = rep.time(|| {
+                black_box(ba_jacobian(&Tape::new(), black_box(&input)).unwrap());
+            });
+            let c = rep.time(|| {
+                black_box(ba_jacobian(&Closure::default(), black_box(&input)).unwrap());
+            });
+            rep.ratio("ba", "tape", "jacobian/objective", t / p);
+            rep.ratio("ba", "closure", "jacobian/objective", c / p);
+        }
+        Err(e) => println!("skip ba: {e}"),
     }
 
     // The seed's convolution: gradient with v constant and with both active.
