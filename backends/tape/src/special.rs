@@ -39,15 +39,62 @@ fn push_special<S: Real>(
     })
 }
 
+/// Pushes `special` and one output slot per element of `outputs`, and returns them as arrays
+/// of the same shapes (built in place: these can be millions of elements).
+fn push_special_arrays<S: Real>(
+    special: Box<dyn Special<S>>,
+    outputs: &[ArrayD<S>],
+) -> Vec<ArrayD<Var<S>>> {
+    with_tape::<S, _>(|t| {
+        let head = t.push(Op::Special, t.specials.len() as u32, 0, S::zero());
+        t.specials.push(special);
+        let epoch = t.epoch;
+        let mut k = 0u32;
+        outputs
+            .iter()
+            .map(|o| {
+                o.map(|&value| {
+                    let index = if head == NO_INDEX {
+                        NO_INDEX
+                    } else {
+                        t.push(Op::SpecialOutput, head, k, value)
+                    };
+                    k += 1;
+                    Var {
+                        value,
+                        index,
+                        epoch,
+                    }
+                })
+            })
+            .collect()
+    })
+}
+
+/// A tracer of another computation reached an array operation: an error from the running
+/// operator, or a panic when no recording is running to carry it (as for scalar ops).
+#[cold]
+#[inline(never)]
+fn stale_tracer<S: Real>(t: &mut TapeData<S>) {
+    let e = Error::TracerMisuse(
+        "a tracer from another computation reached an array operation (keep tracers inside \
+         the differentiated closure)"
+            .into(),
+    );
+    if t.recording {
+        t.fail(e);
+    } else {
+        panic!("{e}");
+    }
+}
+
 /// Operand references for tracers (constants go to the constant pool), checking epochs.
 fn refs<S: Real>(t: &mut TapeData<S>, xs: impl IntoIterator<Item = Var<S>>) -> Vec<u32> {
     xs.into_iter()
         .map(|v| {
             if v.is_active() {
-                if v.epoch != t.epoch || !t.recording {
-                    t.fail(Error::TracerMisuse(
-                        "a tracer from another computation reached an array operation".into(),
-                    ));
+                if v.epoch != t.epoch {
+                    stale_tracer(t);
                 }
                 v.index
             } else {
@@ -95,22 +142,34 @@ impl<S: Real> Special<S> for SumNode {
 }
 
 pub(crate) fn sum<S: Real>(xs: ArrayView1<'_, Var<S>>) -> Var<S> {
-    let value = xs.iter().fold(S::zero(), |s, x| s + x.value);
-    if !any_active(xs.iter().copied()) {
-        return Var::constant_of(value);
-    }
-    // Only active elements need a reference: the constants' sum is fixed for this recording.
-    let node = with_tape::<S, _>(|t| {
-        let active = xs.iter().copied().filter(|v| v.is_active());
-        let mut r = refs(t, active);
-        let constant = xs
-            .iter()
-            .filter(|v| !v.is_active())
-            .fold(S::zero(), |s, x| s + x.value);
+    // One pass: the value in order (as the primal sums), the active elements' references, and
+    // the constants' sum, which is fixed for this recording.
+    let (value, node) = with_tape::<S, _>(|t| {
+        let (mut value, mut constant) = (S::zero(), S::zero());
+        let mut r = Vec::new();
+        let mut stale = false;
+        for x in xs.iter() {
+            value += x.value;
+            if x.is_active() {
+                stale |= x.epoch != t.epoch;
+                r.push(x.index);
+            } else {
+                constant += x.value;
+            }
+        }
+        if stale {
+            stale_tracer(t);
+        }
+        if r.is_empty() {
+            return (value, None);
+        }
         r.push(t.push_const(constant));
-        SumNode { refs: r }
+        (value, Some(SumNode { refs: r }))
     });
-    push_special(Box::new(node), [value])[0]
+    match node {
+        Some(node) => push_special(Box::new(node), [value])[0],
+        None => Var::constant_of(value),
+    }
 }
 
 // ---- dot ----
@@ -344,11 +403,20 @@ pub(crate) fn apply_rule<S: Real, R: Rule>(
     rule: &R,
     inputs: &[ArrayViewD<'_, Var<S>>],
 ) -> Vec<ArrayD<Var<S>>> {
-    let active: Vec<bool> = inputs
+    // One pass per input for its values and whether any element is active.
+    let mut active = Vec::with_capacity(inputs.len());
+    let values: Vec<ArrayD<S>> = inputs
         .iter()
-        .map(|x| any_active(x.iter().copied()))
+        .map(|x| {
+            let mut any = false;
+            let v = x.mapv(|v| {
+                any |= v.is_active();
+                v.value
+            });
+            active.push(any);
+            v
+        })
         .collect();
-    let values: Vec<ArrayD<S>> = inputs.iter().map(|x| x.mapv(|v| v.value)).collect();
     let views: Vec<ArrayViewD<'_, S>> = values.iter().map(|a| a.view()).collect();
     let (outputs, saved) = rule.forward(&views, &active);
     if !active.iter().any(|&a| a) {
@@ -370,27 +438,15 @@ pub(crate) fn apply_rule<S: Real, R: Rule>(
             })
             .collect()
     });
-    let output_shapes: Vec<Vec<usize>> = outputs.iter().map(|o| o.shape().to_vec()).collect();
     let node = RuleNode {
         rule: rule.clone(),
         saved,
         inputs: refs,
         input_shapes: inputs.iter().map(|x| x.shape().to_vec()).collect(),
         active,
-        output_shapes: output_shapes.clone(),
+        output_shapes: outputs.iter().map(|o| o.shape().to_vec()).collect(),
     };
-    let flat = push_special(
-        Box::new(node),
-        outputs.iter().flat_map(|o| o.iter().copied()),
-    );
-    let mut it = flat.into_iter();
-    output_shapes
-        .iter()
-        .map(|shape| {
-            let len = shape.iter().product();
-            ArrayD::from_shape_vec(IxDyn(shape), it.by_ref().take(len).collect()).expect("shape")
-        })
-        .collect()
+    push_special_arrays(Box::new(node), &outputs)
 }
 
 // ---- hooks ----

@@ -486,6 +486,18 @@ fn tracers_outside_their_computation_are_errors() {
     let panic = std::panic::catch_unwind(|| old * old).unwrap_err();
     let msg = panic.downcast_ref::<String>().cloned().unwrap_or_default();
     assert!(msg.contains("outside the computation"), "{msg}");
+    // The same through an array operation, inside another computation and outside any.
+    let err = b
+        .gradient(
+            |x: Vec<Var<f64>>| difi_core::sum(&Array1::from(vec![x[0], old])),
+            Active(&vec![2.0]),
+        )
+        .unwrap_err();
+    assert!(matches!(err, Error::TracerMisuse(_)), "{err}");
+    let panic =
+        std::panic::catch_unwind(|| difi_core::sum(&Array1::from(vec![old, old]))).unwrap_err();
+    let msg = panic.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(msg.contains("another computation"), "{msg}");
     // The thread's tape is still usable.
     assert_eq!(
         b.gradient(|x: Vec<Var<f64>>| x[0] * x[0], Active(&vec![3.0]))
