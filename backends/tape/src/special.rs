@@ -46,6 +46,9 @@ fn push_special_arrays<S: Real>(
     outputs: &[ArrayD<S>],
 ) -> Vec<ArrayD<Var<S>>> {
     with_tape::<S, _>(|t| {
+        let total: usize = outputs.iter().map(|o| o.len()).sum();
+        t.nodes.reserve(total + 1);
+        t.values.reserve(total + 1);
         let head = t.push(Op::Special, t.specials.len() as u32, 0, S::zero());
         t.specials.push(special);
         let epoch = t.epoch;
@@ -146,7 +149,7 @@ pub(crate) fn sum<S: Real>(xs: ArrayView1<'_, Var<S>>) -> Var<S> {
     // the constants' sum, which is fixed for this recording.
     let (value, node) = with_tape::<S, _>(|t| {
         let (mut value, mut constant) = (S::zero(), S::zero());
-        let mut r = Vec::new();
+        let mut r = Vec::with_capacity(xs.len() + 1);
         let mut stale = false;
         for x in xs.iter() {
             value += x.value;
