@@ -321,22 +321,25 @@ impl Backend for Tape {
             }
             return Ok((value, jac));
         }
-        let mut pending = vec![false; pb.data.nodes.len()];
-        // Column of each input node.
-        let mut column = vec![usize::MAX; pb.data.nodes.len()];
+        let mut pending = vec![0u64; pb.data.nodes.len().div_ceil(64)];
+        // Column of each input node; inputs are recorded first, so this spans only them.
+        let span = pb.inputs.iter().map(|&i| i as usize + 1).max().unwrap_or(0);
+        let mut column = vec![usize::MAX; span];
         for (c, &i) in pb.inputs.iter().enumerate() {
             column[i as usize] = c;
         }
+        let mut touched = Vec::new();
         for (row, &o) in pb.outputs.iter().enumerate() {
             if o == NO_INDEX {
                 continue;
             }
             adj[o as usize] = S::one();
-            let touched = sweep_cone(&pb.data, &mut adj, &mut pending, &[o])?;
-            for i in touched {
-                let c = column[i as usize];
-                if c != usize::MAX {
-                    jac[[row, c]] += adj[i as usize];
+            sweep_cone(&pb.data, &mut adj, &mut pending, &[o], &mut touched)?;
+            for &i in &touched {
+                if let Some(&c) = column.get(i as usize) {
+                    if c != usize::MAX {
+                        jac[[row, c]] += adj[i as usize];
+                    }
                 }
                 adj[i as usize] = S::zero();
             }

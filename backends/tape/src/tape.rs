@@ -436,64 +436,73 @@ fn sweep_node<S: Real>(data: &TapeData<S>, adj: &mut [S], i: usize) {
 }
 
 /// The reverse sweep restricted to the dependency cone of the seeded nodes: nodes are visited
-/// from the highest pending index down, so a Jacobian row costs what its output depends on,
-/// not the whole tape. `adj` must be zero except at the seeds; on exit it is zero except at
-/// the returned touched indices.
-/// `pending` is scratch of the tape's length, all false on entry and on exit.
+/// from the highest pending index down, so a Jacobian row costs what its output depends on
+/// (plus a scan of one bit per node between them), not the whole tape. `adj` must be zero
+/// except at the seeds; on exit it is zero except at the indices left in `touched`.
+/// `pending` is a bit set over the tape (`(len + 63) / 64` words), all clear on entry and exit.
 pub(crate) fn sweep_cone<S: Real>(
     data: &TapeData<S>,
     adj: &mut [S],
-    pending: &mut Vec<bool>,
+    pending: &mut [u64],
     seeds: &[u32],
-) -> Result<Vec<u32>> {
-    use std::collections::BinaryHeap;
-    let mut heap: BinaryHeap<u32> = BinaryHeap::new();
-    let mut touched = Vec::new();
-    let mark = |r: u32, heap: &mut BinaryHeap<u32>, pending: &mut Vec<bool>| {
-        if r & CONST_BIT == 0 && !pending[r as usize] {
-            pending[r as usize] = true;
-            heap.push(r);
+    touched: &mut Vec<u32>,
+) -> Result<()> {
+    touched.clear();
+    // Operands are always below the node that uses them, so the highest pending index only
+    // falls: a cursor scanning the bit set downward replaces a priority queue.
+    let mark = |r: u32, pending: &mut [u64]| {
+        if r & CONST_BIT == 0 {
+            pending[r as usize / 64] |= 1 << (r % 64);
         }
     };
     for &s in seeds {
-        mark(s, &mut heap, pending);
+        mark(s, pending);
     }
     let mut operands = Vec::new();
-    while let Some(i) = heap.pop() {
-        touched.push(i);
-        let Node { op, a, b } = data.nodes[i as usize];
+    let mut word = match seeds.iter().filter(|&&s| s & CONST_BIT == 0).max() {
+        Some(&t) => t as usize / 64,
+        None => return Ok(()),
+    };
+    loop {
+        // The highest pending bit at or below the cursor's word.
+        while pending[word] == 0 {
+            if word == 0 {
+                return Ok(());
+            }
+            word -= 1;
+        }
+        let bit = 63 - pending[word].leading_zeros() as usize;
+        pending[word] &= !(1 << bit);
+        let i = word * 64 + bit;
+        touched.push(i as u32);
+        let Node { op, a, b } = data.nodes[i];
         match op {
             Op::Input => continue,
             Op::SpecialOutput => {
-                mark(a, &mut heap, pending);
+                mark(a, pending);
                 continue;
             }
             Op::Special => {
                 let sp = &data.specials[a as usize];
                 let m = sp.num_outputs();
-                let i = i as usize;
                 let (head, tail) = adj.split_at_mut(i + 1);
                 sp.pullback(&data.values, &data.consts, &tail[..m], head)?;
                 operands.clear();
                 sp.operands(&mut operands);
                 for &r in &operands {
-                    mark(r, &mut heap, pending);
+                    mark(r, pending);
                 }
                 continue;
             }
             _ => {}
         }
         // One scalar node: reuse the dense sweep's arithmetic on a one-node range.
-        sweep_node(data, adj, i as usize);
-        mark(a, &mut heap, pending);
+        sweep_node(data, adj, i);
+        mark(a, pending);
         if is_binary(op) {
-            mark(b, &mut heap, pending);
+            mark(b, pending);
         }
     }
-    for &i in &touched {
-        pending[i as usize] = false;
-    }
-    Ok(touched)
 }
 
 /// Recomputes one scalar op's value from its operands.
