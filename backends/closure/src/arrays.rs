@@ -22,11 +22,8 @@ fn register<S: Real>(
     values: Vec<S>,
 ) -> Vec<Tracked<S>> {
     let p = g.arrays.len();
-    g.arrays.push(pullback);
-    let head = g.push(Entry::Array {
-        pullback: p,
-        outputs: values.len(),
-    });
+    g.arrays.push((pullback, values.len()));
+    let head = g.push(Entry::array(p));
     let epoch = g.epoch;
     values
         .into_iter()
@@ -35,7 +32,7 @@ fn register<S: Real>(
             id: if head == NO_ID {
                 NO_ID
             } else {
-                g.push(Entry::Output)
+                g.push(Entry::leaf())
             },
             epoch,
         })

@@ -5,7 +5,7 @@ use std::cell::{Cell, RefCell};
 
 use difi_core::{Args, Backend, Embed, Error, Output, Pullback, Real, Result, Shape};
 
-use crate::graph::{pull_back, with_graph, Entry, Graph, Recording, NO_ID};
+use crate::graph::{pull_back, with_graph, Entry, Graph, Recording, MAX_ENTRIES, NO_ID};
 use crate::tracked::Tracked;
 
 /// Zygote-style reverse mode: every primitive registers its pullback as it runs; the function's
@@ -28,7 +28,7 @@ pub struct Closure {
 impl Default for Closure {
     fn default() -> Self {
         Closure {
-            max_entries: u32::MAX as usize - 1,
+            max_entries: MAX_ENTRIES,
         }
     }
 }
@@ -37,7 +37,7 @@ impl Closure {
     /// Limits the pullbacks one computation may register ([`Error::TapeOverflow`] past it).
     pub fn with_max_entries(self, max_entries: usize) -> Closure {
         Closure {
-            max_entries: max_entries.min(u32::MAX as usize - 1),
+            max_entries: max_entries.min(MAX_ENTRIES),
         }
     }
 }
@@ -100,11 +100,7 @@ impl<S: Real> ClosurePullback<S> {
 
 fn stats<S: Real>(g: &Graph<S>) -> PullbackStats {
     PullbackStats {
-        scalar_pullbacks: g
-            .entries
-            .iter()
-            .filter(|e| matches!(e, Entry::Scalar { .. }))
-            .count(),
+        scalar_pullbacks: g.entries.iter().filter(|e| e.is_scalar()).count(),
         array_pullbacks: g.arrays.len(),
     }
 }
@@ -122,7 +118,7 @@ impl<S: Real> Pullback<S> for ClosurePullback<S> {
 }
 
 fn input<S: Real>(x: S, epoch: u32, inputs: &mut Vec<u32>) -> Tracked<S> {
-    let id = with_graph::<S, _>(|g| g.push(Entry::Input));
+    let id = with_graph::<S, _>(|g| g.push(Entry::leaf()));
     inputs.push(id);
     Tracked {
         value: x,

@@ -16,18 +16,49 @@ pub(crate) type ScalarPullback<S> = fn(captured: &[S; 2], g: S, needed: [bool; 2
 /// cotangents in, operand cotangents added to `adj`. One boxed closure per array operation.
 pub(crate) type ArrayPullback<S> = Box<dyn Fn(&[S], &mut [S]) -> Result<()> + Send>;
 
-pub(crate) enum Entry<S: Real> {
-    /// An active input: nothing to pull back further.
-    Input,
-    Scalar {
-        pullback: ScalarPullback<S>,
-        operands: [u32; 2],
-        captured: [S; 2],
-    },
-    /// An array pullback; its `outputs` output slots follow it.
-    Array { pullback: usize, outputs: usize },
-    /// An output slot of the array pullback `owner`.
-    Output,
+/// Marks an entry whose pullback is the array pullback `operands[1]` (its output slots follow).
+pub(crate) const ARRAY_TAG: u32 = u32::MAX - 1;
+
+/// Largest number of entries: ids stay below [`ARRAY_TAG`] and [`NO_ID`].
+pub(crate) const MAX_ENTRIES: usize = ARRAY_TAG as usize;
+
+/// One pullback in the arena: a scalar primitive's function pointer, its operands and its
+/// captures (32 bytes for f64). Inputs and array output slots have no operands; an array
+/// node's entry has `[ARRAY_TAG, index]`. A plain struct, not an enum: the reverse pass reads
+/// a third fewer bytes per entry, and the one branch on the tag is well predicted.
+#[derive(Clone, Copy)]
+pub(crate) struct Entry<S> {
+    pub pullback: ScalarPullback<S>,
+    pub operands: [u32; 2],
+    pub captured: [S; 2],
+}
+
+fn no_pullback<S: Real>(_: &[S; 2], _: S, _: [bool; 2]) -> [S; 2] {
+    [S::zero(), S::zero()]
+}
+
+impl<S: Real> Entry<S> {
+    /// An active input, or an output slot of an array pullback: nothing to pull back through.
+    pub fn leaf() -> Self {
+        Entry {
+            pullback: no_pullback::<S>,
+            operands: [NO_ID, NO_ID],
+            captured: [S::zero(), S::zero()],
+        }
+    }
+
+    /// The array pullback `index`.
+    pub fn array(index: usize) -> Self {
+        Entry {
+            operands: [ARRAY_TAG, index as u32],
+            ..Entry::leaf()
+        }
+    }
+
+    /// A scalar primitive's pullback.
+    pub fn is_scalar(&self) -> bool {
+        self.operands[0] != ARRAY_TAG && self.operands != [NO_ID, NO_ID]
+    }
 }
 
 pub(crate) struct Graph<S: Real> {
@@ -35,7 +66,8 @@ pub(crate) struct Graph<S: Real> {
     pub recording: bool,
     pub max_entries: usize,
     pub entries: Vec<Entry<S>>,
-    pub arrays: Vec<ArrayPullback<S>>,
+    /// Array pullbacks with their number of output slots.
+    pub arrays: Vec<(ArrayPullback<S>, usize)>,
     pub error: Option<Error>,
 }
 
@@ -44,7 +76,7 @@ impl<S: Real> Graph<S> {
         Graph {
             epoch: 0,
             recording: false,
-            max_entries: u32::MAX as usize - 1,
+            max_entries: MAX_ENTRIES,
             entries: Vec::new(),
             arrays: Vec::new(),
             error: None,
@@ -157,24 +189,25 @@ impl<S: Real> Drop for Recording<S> {
 /// Composes the pullbacks in reverse: `adj` holds seeds on entry, all cotangents on exit.
 pub(crate) fn pull_back<S: Real>(graph: &Graph<S>, adj: &mut [S]) -> Result<()> {
     for i in (0..graph.entries.len()).rev() {
-        match &graph.entries[i] {
-            Entry::Input | Entry::Output => {}
-            Entry::Scalar {
-                pullback,
-                operands,
-                captured,
-            } => {
-                let needed = [operands[0] != NO_ID, operands[1] != NO_ID];
-                let cts = pullback(captured, adj[i], needed);
-                for k in 0..2 {
-                    if needed[k] {
-                        adj[operands[k] as usize] += cts[k];
-                    }
-                }
-            }
-            Entry::Array { pullback, outputs } => {
-                let (head, tail) = adj.split_at_mut(i + 1);
-                graph.arrays[*pullback](&tail[..*outputs], head)?;
+        let Entry {
+            pullback,
+            operands,
+            captured,
+        } = &graph.entries[i];
+        if operands[0] == ARRAY_TAG {
+            let (pullback, outputs) = &graph.arrays[operands[1] as usize];
+            let (head, tail) = adj.split_at_mut(i + 1);
+            pullback(&tail[..*outputs], head)?;
+            continue;
+        }
+        let needed = [operands[0] != NO_ID, operands[1] != NO_ID];
+        if needed == [false, false] {
+            continue;
+        }
+        let cts = pullback(captured, adj[i], needed);
+        for k in 0..2 {
+            if needed[k] {
+                adj[operands[k] as usize] += cts[k];
             }
         }
     }

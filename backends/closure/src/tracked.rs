@@ -91,7 +91,7 @@ impl<S: Real> Tracked<S> {
         }
         with_graph::<S, _>(|g| {
             let operands = [self.operand(g), other.operand(g)];
-            let id = g.push(Entry::Scalar {
+            let id = g.push(Entry {
                 pullback,
                 operands,
                 captured,

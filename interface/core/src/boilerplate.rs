@@ -53,6 +53,7 @@ macro_rules! impl_tracer_boilerplate {
         }
 
         impl<$($gen)*> $crate::__private::Zero for $ty {
+            #[inline]
             fn zero() -> Self {
                 <Self as $crate::Real>::constant(0.0)
             }
@@ -62,6 +63,7 @@ macro_rules! impl_tracer_boilerplate {
         }
 
         impl<$($gen)*> $crate::__private::One for $ty {
+            #[inline]
             fn one() -> Self {
                 <Self as $crate::Real>::constant(1.0)
             }
@@ -105,26 +107,31 @@ macro_rules! impl_tracer_boilerplate {
         }
 
         impl<$($gen)*> ::std::ops::AddAssign for $ty {
+            #[inline(always)]
             fn add_assign(&mut self, rhs: Self) {
                 *self = *self + rhs;
             }
         }
         impl<$($gen)*> ::std::ops::SubAssign for $ty {
+            #[inline(always)]
             fn sub_assign(&mut self, rhs: Self) {
                 *self = *self - rhs;
             }
         }
         impl<$($gen)*> ::std::ops::MulAssign for $ty {
+            #[inline(always)]
             fn mul_assign(&mut self, rhs: Self) {
                 *self = *self * rhs;
             }
         }
         impl<$($gen)*> ::std::ops::DivAssign for $ty {
+            #[inline(always)]
             fn div_assign(&mut self, rhs: Self) {
                 *self = *self / rhs;
             }
         }
         impl<$($gen)*> ::std::ops::RemAssign for $ty {
+            #[inline(always)]
             fn rem_assign(&mut self, rhs: Self) {
                 *self = *self % rhs;
             }
