@@ -32,6 +32,12 @@ macro_rules! per_thread_state {
                 ::std::option::Option<::std::any::TypeId>,
                 *const (),
             )> = const { ::std::cell::Cell::new((None, ::std::ptr::null())) };
+            /// Non-f64 recordings that began before the cached one and still run: when the
+            /// cached one ends, the one below it becomes the cached one again (nested
+            /// recordings at two non-f64 bases, e.g. three levels of nesting, stay fast).
+            static RECORDING_BELOW: ::std::cell::RefCell<
+                ::std::vec::Vec<(::std::any::TypeId, *const ())>,
+            > = const { ::std::cell::RefCell::new(::std::vec::Vec::new()) };
         }
 
         /// This thread's state for `S` if it is recording and cached.
@@ -125,13 +131,33 @@ macro_rules! per_thread_state {
             if TypeId::of::<S>() == TypeId::of::<f64>() {
                 RECORDING_F64.with(|r| r.set(p as *const ::std::cell::RefCell<$state<f64>>));
             } else {
+                let id = TypeId::of::<S>();
+                let below = |f: &mut dyn FnMut(&mut ::std::vec::Vec<(TypeId, *const ())>)| {
+                    let _ = RECORDING_BELOW.try_with(|b| {
+                        if let Ok(mut b) = b.try_borrow_mut() {
+                            f(&mut b)
+                        }
+                    });
+                };
                 RECORDING_OTHER.with(|r| match cell {
-                    Some(_) => r.set((Some(TypeId::of::<S>()), p as *const ())),
-                    // Only forget our own entry: another type may have begun since.
-                    None if r.get().0 == Some(TypeId::of::<S>()) => {
-                        r.set((None, ::std::ptr::null()))
+                    Some(_) => {
+                        if let (Some(t), q) = r.get() {
+                            below(&mut |b| b.push((t, q)));
+                        }
+                        r.set((Some(id), p as *const ()));
                     }
-                    None => {}
+                    // Ours ends: forget it first (whatever else fails), then the recording
+                    // below it, still running, is cached again.
+                    None if r.get().0 == Some(id) => {
+                        r.set((None, ::std::ptr::null()));
+                        below(&mut |b| {
+                            if let Some((t, q)) = b.pop() {
+                                r.set((Some(t), q));
+                            }
+                        });
+                    }
+                    // Another type is cached: ours is somewhere below it.
+                    None => below(&mut |b| b.retain(|(t, _)| *t != id)),
                 });
             }
         }
