@@ -1,6 +1,6 @@
 //! difi beside its peers in one run, so ours/peer ratios come from the same machine state:
-//! Rosenbrock gradient at n = 1000 (difi tape and closure; ad_trait `adr`, `reverse`, num-dual's
-//! vector duals) and the ad_trait paper's chain gradient at n = 100, m = 1, 1000 steps (difi
+//! Rosenbrock gradient at n = 1000 (difi tape, closure and `Forward<8>`; ad_trait `adr` and
+//! `adfn<8>`, `reverse`, num-dual's vector duals) and the ad_trait paper's chain gradient at n = 100, m = 1, 1000 steps (difi
 //! tape; ad_trait `adr`, `reverse`), each group with its primal.
 //!
 //! `autodiff` (forward mode, n passes: a few ms at n = 1000, some 30× difi's tape) is left out
@@ -13,10 +13,12 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use difi_benches::basic::{rosenbrock, Chain};
 use difi_benches::peers::{
     chain_gradient_ad_trait_adr, chain_gradient_reverse, rosenbrock_gradient_ad_trait_adr,
-    rosenbrock_gradient_num_dual, rosenbrock_gradient_reverse,
+    rosenbrock_gradient_ad_trait_forward, rosenbrock_gradient_num_dual,
+    rosenbrock_gradient_reverse,
 };
 use difi_closure::Closure;
 use difi_core::{Active, Backend};
+use difi_forward::Forward;
 use difi_tape::Tape;
 
 fn rosenbrock_peers(c: &mut Criterion) {
@@ -40,6 +42,16 @@ fn rosenbrock_peers(c: &mut Criterion) {
     });
     g.bench_function("ad_trait-adr", |b| {
         b.iter(|| rosenbrock_gradient_ad_trait_adr(black_box(&x)))
+    });
+    g.bench_function("difi-forward8", |b| {
+        b.iter(|| {
+            Forward::<8>
+                .gradient(|x| rosenbrock(&x), Active(black_box(&x)))
+                .unwrap()
+        })
+    });
+    g.bench_function("ad_trait-adfn8", |b| {
+        b.iter(|| rosenbrock_gradient_ad_trait_forward(black_box(&x)))
     });
     g.bench_function("reverse", |b| {
         b.iter(|| rosenbrock_gradient_reverse(black_box(&x)))

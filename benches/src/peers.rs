@@ -30,6 +30,7 @@
 //! assert_eq!(chain_gradient_reverse(&chain, &x).len(), 3);
 //! ```
 
+use ad_trait::forward_ad::adfn::adfn;
 use ad_trait::reverse_ad::adr::{adr, GlobalComputationGraph};
 use ad_trait::AD;
 use nalgebra::DVector;
@@ -99,6 +100,30 @@ pub fn rosenbrock_gradient_ad_trait_adr(x: &[f64]) -> Vec<f64> {
     let xs: Vec<adr> = x.iter().map(|&v| adr::new_variable(v, false)).collect();
     let grad = rosenbrock_ad(&xs).get_backwards_mode_grad();
     xs.iter().map(|v| grad.wrt(v)).collect()
+}
+
+/// Gradient of Rosenbrock with ad_trait's forward mode on `adfn<8>`: `⌈n/8⌉` passes, each
+/// seeding eight inputs (as difi's `Forward<8>` chunks).
+pub fn rosenbrock_gradient_ad_trait_forward(x: &[f64]) -> Vec<f64> {
+    const LANES: usize = 8;
+    let mut g = vec![0.0; x.len()];
+    for start in (0..x.len()).step_by(LANES) {
+        let xs: Vec<adfn<LANES>> = x
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| {
+                let mut t = [0.0; LANES];
+                if (start..start + LANES).contains(&i) {
+                    t[i - start] = 1.0;
+                }
+                adfn::new(v, t)
+            })
+            .collect();
+        let y = rosenbrock_ad(&xs).tangent();
+        let end = (start + LANES).min(x.len());
+        g[start..end].copy_from_slice(&y[..end - start]);
+    }
+    g
 }
 
 /// Gradient of Rosenbrock with `reverse`: a fresh tape, one variable per input, one backward
@@ -188,9 +213,10 @@ mod tests {
         }
     }
 
-    fn rosenbrock_peers() -> [(&'static str, fn(&[f64]) -> Vec<f64>); 4] {
+    fn rosenbrock_peers() -> [(&'static str, fn(&[f64]) -> Vec<f64>); 5] {
         [
             ("ad_trait-adr", rosenbrock_gradient_ad_trait_adr),
+            ("ad_trait-adfn8", rosenbrock_gradient_ad_trait_forward),
             ("reverse", rosenbrock_gradient_reverse),
             ("autodiff-forward", rosenbrock_gradient_autodiff_forward),
             ("num-dual", rosenbrock_gradient_num_dual),

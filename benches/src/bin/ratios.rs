@@ -20,8 +20,8 @@ use difi_benches::lstm::lstm_objective;
 use difi_benches::mt19937::Mt19937;
 use difi_benches::peers::{
     chain_gradient_ad_trait_adr, chain_gradient_reverse, rosenbrock_gradient_ad_trait_adr,
-    rosenbrock_gradient_autodiff_forward, rosenbrock_gradient_num_dual,
-    rosenbrock_gradient_reverse,
+    rosenbrock_gradient_ad_trait_forward, rosenbrock_gradient_autodiff_forward,
+    rosenbrock_gradient_num_dual, rosenbrock_gradient_reverse,
 };
 use difi_benches::workloads::{det, kmeans_cost, llsq, lse, ode};
 use difi_closure::Closure;
@@ -109,11 +109,12 @@ fn main() {
         "hvp/gradient",
         hvp / tape,
     );
-    // Peers on the same Rosenbrock, over difi's tape gradient above. autodiff is forward mode,
-    // n passes, and num-dual carries n derivatives per value: both O(n²), a few ms and about
+    // Peers on the same Rosenbrock, over difi's tape gradient above. ad_trait's adfn<8> is
+    // forward mode in n/8 passes; autodiff is forward mode, n passes, and num-dual carries n derivatives per value: both O(n²), a few ms and about
     // 10 ms at n = 1000, so the same n even with --quick.
-    let peers: [(&str, fn(&[f64]) -> Vec<f64>); 4] = [
+    let peers: [(&str, fn(&[f64]) -> Vec<f64>); 5] = [
         ("ad_trait-adr", rosenbrock_gradient_ad_trait_adr),
+        ("ad_trait-adfn8", rosenbrock_gradient_ad_trait_forward),
         ("reverse", rosenbrock_gradient_reverse),
         ("autodiff-forward", rosenbrock_gradient_autodiff_forward),
         ("num-dual", rosenbrock_gradient_num_dual),
