@@ -8,7 +8,7 @@ use difi_core::{
     NoTangent, Real, Rule, SecondOrder, Segment,
 };
 use difi_fft::{conv, FftConv};
-use ndarray::{arr1, Array1, Array2, Array3};
+use ndarray::{arr1, arr2, Array1, Array2, Array3};
 
 use crate::functions::{matrix_map, matrix_map_jacobian, ScalarFn, VectorFn, VectorVectorFn};
 use crate::{Outcome, Profile, Status};
@@ -214,6 +214,27 @@ impl Rule for MaskProbe {
             out = out + db * &s.0;
         }
         Some(vec![out])
+    }
+}
+
+/// y = 2 xᵀ, returned in column-major memory (a transposed copy keeps its layout): engines
+/// must pair output cotangents and tangents with elements in logical order, whatever the
+/// layout a rule returns.
+#[derive(Clone)]
+struct TransposeTwice;
+
+impl Rule for TransposeTwice {
+    type Saved<T: Real> = ();
+    fn forward<T: Real>(&self, x: &[ArrayViewD<'_, T>], _a: &[bool]) -> (Vec<ArrayD<T>>, ()) {
+        (vec![x[0].t().mapv(|v| v * T::constant(2.0))], ())
+    }
+    fn pullback<T: Real>(
+        &self,
+        _s: &(),
+        ct: &[ArrayViewD<'_, T>],
+        n: &[bool],
+    ) -> Vec<Option<ArrayD<T>>> {
+        vec![n[0].then(|| ct[0].t().mapv(|v| v * T::constant(2.0)))]
     }
 }
 
@@ -796,6 +817,26 @@ pub(crate) fn first_order<B: Backend>(b: &B, profile: &Profile, r: &mut Runner<'
             "error/tracer-misuse".into(),
             "the engine evaluates plain numbers: no tracer to misuse",
         );
+    }
+
+    // ---- rules returning arrays in any memory layout ----
+    {
+        let x = arr2(&[[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]).into_dyn();
+        // f = Σ_ij w_ij y_ij with distinct weights, so a misplaced element shows: ∂f/∂x_ij = 2 w_ji.
+        let w = arr2(&[[1.0, 10.0], [100.0, 1000.0], [0.5, 0.25]]);
+        let f = |x: ArrayD<_>| {
+            let y = apply(&TransposeTwice, &[x.view()]).remove(0);
+            y.indexed_iter().fold(Real::constant(0.0), |s, (ix, &v)| {
+                s + v * Real::constant(w[[ix[0], ix[1]]])
+            })
+        };
+        r.run("rule/column-major-output/gradient".into(), tol, || {
+            let g = b.gradient(f, Active(&x)).map_err(err)?;
+            Ok(rel(
+                g.as_slice().unwrap_or(&[]),
+                &[2.0, 200.0, 1.0, 20.0, 2000.0, 0.5],
+            ))
+        });
     }
 
     // ---- probes: Const inputs are never asked for ----

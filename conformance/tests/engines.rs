@@ -98,6 +98,7 @@ macro_rules! with_scenarios {
             "error/prepared/arity",
             "error/prepared/activity",
             "error/tracer-misuse",
+            "rule/column-major-output/gradient",
             "probe/rule-mask/const-never-asked",
             "probe/rule-mask/const-tangent-never-asked",
             "probe/conv/cotangents-computed",

@@ -56,19 +56,25 @@ fn push_special_arrays<S: Real>(
         outputs
             .iter()
             .map(|o| {
-                o.map(|&value| {
-                    let index = if head == NO_INDEX {
-                        NO_INDEX
-                    } else {
-                        t.push(Op::SpecialOutput, head, k, value)
-                    };
-                    k += 1;
-                    Var {
-                        value,
-                        index,
-                        epoch,
-                    }
-                })
+                // Slots in logical (row-major) order, as the pullback reads them back; `map`
+                // would follow memory order, which differs for non-standard layouts.
+                let vars = o
+                    .iter()
+                    .map(|&value| {
+                        let index = if head == NO_INDEX {
+                            NO_INDEX
+                        } else {
+                            t.push(Op::SpecialOutput, head, k, value)
+                        };
+                        k += 1;
+                        Var {
+                            value,
+                            index,
+                            epoch,
+                        }
+                    })
+                    .collect();
+                ArrayD::from_shape_vec(o.raw_dim(), vars).expect("shape")
             })
             .collect()
     })

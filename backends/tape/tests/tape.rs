@@ -688,3 +688,45 @@ fn jacobian_rows_whose_outputs_are_inputs_in_any_order() {
         ])
     );
 }
+
+/// Returns `2 xᵀ` in column-major memory (a transposed copy keeps its layout), to check that
+/// output slots follow logical order whatever the layout a rule returns.
+#[derive(Clone)]
+struct TransposeTwice;
+
+impl Rule for TransposeTwice {
+    type Saved<T: Real> = ();
+    fn forward<T: Real>(&self, x: &[ArrayViewD<'_, T>], _active: &[bool]) -> (Vec<ArrayD<T>>, ()) {
+        let y = x[0].t().mapv(|v| v * T::constant(2.0));
+        (vec![y], ())
+    }
+    fn pullback<T: Real>(
+        &self,
+        _s: &(),
+        ct: &[ArrayViewD<'_, T>],
+        needed: &[bool],
+    ) -> Vec<Option<ArrayD<T>>> {
+        vec![needed[0].then(|| ct[0].t().mapv(|v| v * T::constant(2.0)))]
+    }
+}
+
+#[test]
+fn rule_outputs_in_column_major_layout_get_the_right_cotangents() {
+    let x = arr2(&[[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]).into_dyn();
+    let (y, _) = TransposeTwice.forward(&[x.view()], &[true]);
+    assert!(
+        !y[0].is_standard_layout(),
+        "the test needs a column-major output"
+    );
+    // f = Σ_ij w_ij y_ij with distinct weights: ∂f/∂x_ij = 2 w_ji.
+    let w = arr2(&[[1.0, 10.0], [100.0, 1000.0], [0.5, 0.25]]);
+    let f = |x: ArrayD<Var<f64>>| {
+        let y = apply(&TransposeTwice, &[x.view()]).remove(0);
+        y.indexed_iter().fold(Var::constant(0.0), |s, (ix, &v)| {
+            s + v * Var::constant(w[[ix[0], ix[1]]])
+        })
+    };
+    let g = Tape::new().gradient(f, Active(&x)).unwrap();
+    let want = arr2(&[[2.0, 200.0, 1.0], [20.0, 2000.0, 0.5]]).into_dyn();
+    assert_eq!(g, want);
+}
