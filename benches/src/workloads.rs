@@ -1,7 +1,7 @@
 //! GradBench workloads written once over `T: Real` (formulas in `shared/WORKLOADS.md`): the
 //! `f64` instantiation is the primal, every engine runs the same code.
 
-use difi_core::Real;
+use difi_core::{checkpoint, Real, Segment};
 use ndarray::ArrayView1;
 
 /// llsq: `½ Σ_i (s_i − Σ_j x_j t_i^j)²` with `t_i = −1 + 2i/(n−1)` and `s_i = sign(t_i)`.
@@ -67,29 +67,55 @@ fn minor<T: Real>(a: &[T], ell: usize, rows: &[usize], cols: &[usize]) -> T {
 }
 
 /// ode: `y₀' = x₀`, `yᵢ' = xᵢ yᵢ₋₁`, `y(0) = 0`, classic RK4 in `s` steps to `t = 2`.
+///
+/// Each step is a [`checkpoint`]ed segment: reverse engines keep only the states between
+/// steps and recompute one step at a time in reverse, so the working set stays in cache
+/// (recorded whole, the tape is 1.7M nodes, 39 MB, at n = 100, s = 1000).
 pub fn ode<T: Real>(x: &[T], s: usize) -> Vec<T> {
     let n = x.len();
-    let h = T::constant(2.0 / s as f64);
-    let rhs = |y: &[T]| -> Vec<T> {
-        (0..n)
-            .map(|i| if i == 0 { x[0] } else { x[i] * y[i - 1] })
-            .collect()
+    let step = Rk4Step {
+        n,
+        h: 2.0 / s as f64,
     };
-    let mut y = vec![T::zero(); n];
-    let (half, two, sixth) = (T::constant(0.5), T::constant(2.0), T::constant(1.0 / 6.0));
+    let mut state: Vec<T> = vec![T::zero(); n];
+    state.extend_from_slice(x);
     for _ in 0..s {
-        let k1 = rhs(&y);
+        let y = checkpoint(&step, &state);
+        state[..n].copy_from_slice(&y);
+    }
+    state.truncate(n);
+    state
+}
+
+/// One RK4 step of [`ode`]: inputs `[y, x]`, output the next `y`.
+#[derive(Clone, Debug)]
+struct Rk4Step {
+    n: usize,
+    h: f64,
+}
+
+impl Segment for Rk4Step {
+    fn eval<T: Real>(&self, inputs: &[T]) -> Vec<T> {
+        let (y, x) = inputs.split_at(self.n);
+        let n = self.n;
+        let h = T::constant(self.h);
+        let rhs = |y: &[T]| -> Vec<T> {
+            (0..n)
+                .map(|i| if i == 0 { x[0] } else { x[i] * y[i - 1] })
+                .collect()
+        };
+        let (half, two, sixth) = (T::constant(0.5), T::constant(2.0), T::constant(1.0 / 6.0));
+        let k1 = rhs(y);
         let y2: Vec<T> = (0..n).map(|i| y[i] + half * h * k1[i]).collect();
         let k2 = rhs(&y2);
         let y3: Vec<T> = (0..n).map(|i| y[i] + half * h * k2[i]).collect();
         let k3 = rhs(&y3);
         let y4: Vec<T> = (0..n).map(|i| y[i] + h * k3[i]).collect();
         let k4 = rhs(&y4);
-        for i in 0..n {
-            y[i] += h * sixth * (k1[i] + two * k2[i] + two * k3[i] + k4[i]);
-        }
+        (0..n)
+            .map(|i| y[i] + h * sixth * (k1[i] + two * k2[i] + two * k3[i] + k4[i]))
+            .collect()
     }
-    y
 }
 
 /// kmeans cost: `Σ_i min_j |C_j − P_i|²`, centroids and points flat row-major with dimension `d`.
