@@ -15,6 +15,30 @@
 /// `$state<S>` needs `const fn new() -> Self`. Going through `LocalKey::with` on every scalar
 /// op kept the op out of line and cost the tape engine about 20 ns per node (Rosenbrock,
 /// n = 1000); this is what every engine's hot path uses instead.
+///
+/// ```
+/// use difi_core::Real;
+///
+/// struct Log<S> {
+///     values: Vec<S>,
+/// }
+/// impl<S: Real> Log<S> {
+///     const fn new() -> Self {
+///         Log { values: Vec::new() }
+///     }
+/// }
+/// difi_core::per_thread_state!(Log, with = with_log);
+///
+/// // A recording begins: cache this thread's state for f64, record, and forget it before the
+/// // recording ends.
+/// with_owner::<f64, _>(|cell| set_recording(Some(cell)));
+/// with_log::<f64, _>(|log| log.values.push(1.5));
+/// with_log::<f64, _>(|log| log.values.push(2.5));
+/// set_recording::<f64>(None);
+/// assert_eq!(with_log::<f64, _>(|log| log.values.clone()), vec![1.5, 2.5]);
+/// // Other base scalars have their own state.
+/// assert!(with_log::<f32, _>(|log| log.values.is_empty()));
+/// ```
 #[macro_export]
 macro_rules! per_thread_state {
     ($state:ident, with = $with:ident) => {
