@@ -3,15 +3,15 @@
 //! ratios) are read off one run of one process, not compared across runs.
 //!
 //! Inputs, sizes and data files are those of the `ratios` binary's full (non-`--quick`) branch,
-//! except where one iteration would take well over half a second: kmeans has 1000 points, not
-//! 10 000, and conv is 64 × 64 × 23, not 512 × 512 × 23. Every group's name carries its size.
+//! except where one iteration would take well over half a second: conv is 64 × 64 × 23, not
+//! 512 × 512 × 23. Every group's name carries its size.
 //! Groups with entries of about 0.1 s or more use flat sampling (10 samples of equally many
 //! iterations) to keep the whole bench to a few minutes on two cores.
 //!
 //! - `llsq-n4096-x16`, `lse-n100000`, `det-ell8`, `ode-n100-s1000`: `primal` is the `f64`
 //!   function; `tape-gradient` and `closure-gradient` are one `Backend::gradient` call
 //!   (recording, pullback and the returned gradient) on `Tape` and `Closure`.
-//! - `kmeans-k100-n1000-d8`: `cost` is the primal cost; `forward-over-reverse(R)-dir` is one
+//! - `kmeans-k100-n10000-d8`: `cost` is the primal cost; `forward-over-reverse(R)-dir` is one
 //!   `gradient_and_hvp` with a vector of ones (the Hessian is diagonal, so `H·1` is its
 //!   diagonal) and the Newton direction `g / diag(H)`, with `R` = tape and closure.
 //! - `gmm-d10-K25-n1000`: the objective on ADBench's `gmm_d10_K25.txt` (1k points); gradients
@@ -58,9 +58,8 @@ const ELL: usize = 8;
 /// ode: 100 equations, 1000 RK4 steps.
 const ODE_N: usize = 100;
 const ODE_STEPS: usize = 1000;
-/// kmeans: 100 centroids, 1000 points, dimension 8 (`ratios` has 10 000 points, where one
-/// forward-over-reverse direction takes 1–3 s; the points are the first 1000 of its draws).
-const KMEANS: (usize, usize, usize) = (100, 1000, 8);
+/// kmeans: 100 centroids, 10 000 points, dimension 8, as in `ratios`.
+const KMEANS: (usize, usize, usize) = (100, 10_000, 8);
 /// conv: reduced from the seed's 512 × 512 × 23.
 const CONV_SHAPE: (usize, usize, usize) = (64, 64, 23);
 
