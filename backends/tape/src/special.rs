@@ -1,7 +1,7 @@
 //! Array-level nodes: sum, dot, matrix products, custom rules, hooks and checkpoints. Each is
 //! one record with an array-level pullback; constant operands get no adjoint work.
 
-use difi_core::{check_pullback, Error, Hook, Real, Result, Rule, Segment};
+use difi_core::{check_pullback, Hook, Real, Result, Rule, Segment};
 use ndarray::{Array1, Array2, ArrayD, ArrayView1, ArrayView2, ArrayViewD, IxDyn};
 
 use crate::tape::{operand_value, with_tape, Op, Special, TapeData, CONST_BIT, NO_INDEX};
@@ -80,22 +80,9 @@ fn push_special_arrays<S: Real>(
     })
 }
 
-/// A tracer of another computation reached an array operation: an error from the running
-/// operator, or a panic when no recording is running to carry it (as for scalar ops).
-#[cold]
-#[inline(never)]
-fn stale_tracer<S: Real>(t: &mut TapeData<S>) {
-    let e = Error::TracerMisuse(
-        "a tracer from another computation reached an array operation (keep tracers inside \
-         the differentiated closure)"
-            .into(),
-    );
-    if t.recording {
-        t.fail(e);
-    } else {
-        panic!("{e}");
-    }
-}
+/// What an array op says of a tracer from another (or a finished) computation.
+const STALE: &str = "a tracer from another computation reached an array operation (keep \
+    tracers inside the differentiated closure)";
 
 /// Operand references for tracers (constants go to the constant pool), checking epochs.
 fn refs<S: Real>(t: &mut TapeData<S>, xs: impl IntoIterator<Item = Var<S>>) -> Vec<u32> {
@@ -103,7 +90,7 @@ fn refs<S: Real>(t: &mut TapeData<S>, xs: impl IntoIterator<Item = Var<S>>) -> V
         .map(|v| {
             if v.is_active() {
                 if v.epoch != t.epoch {
-                    stale_tracer(t);
+                    t.misuse(STALE);
                 }
                 v.index
             } else {
@@ -167,7 +154,7 @@ pub(crate) fn sum<S: Real>(xs: ArrayView1<'_, Var<S>>) -> Var<S> {
             }
         }
         if stale {
-            stale_tracer(t);
+            t.misuse(STALE);
         }
         if r.is_empty() {
             return (value, None);

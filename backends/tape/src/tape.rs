@@ -146,6 +146,19 @@ impl<S: Real> TapeData<S> {
         i as u32
     }
 
+    /// A tracer used outside its recording: an error the running operator returns, or a panic
+    /// when no recording is running to carry it. Out of line, off the hot path.
+    #[cold]
+    #[inline(never)]
+    pub fn misuse(&mut self, what: &str) {
+        let e = Error::TracerMisuse(what.into());
+        if self.recording {
+            self.fail(e);
+        } else {
+            panic!("{e}");
+        }
+    }
+
     #[cold]
     #[inline(never)]
     fn overflow(&mut self) -> u32 {

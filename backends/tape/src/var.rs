@@ -3,7 +3,7 @@
 use std::cmp::Ordering;
 use std::ops::{Add, Div, Mul, Neg, Sub};
 
-use difi_core::{Error, Hook, Real, Rule, Segment};
+use difi_core::{Hook, Real, Rule, Segment};
 use ndarray::{Array1, Array2, ArrayD, ArrayView1, ArrayView2, ArrayViewD};
 use num_traits::Float;
 
@@ -60,7 +60,7 @@ impl<S: Real> Var<S> {
     #[inline(always)]
     fn check(self, t: &mut crate::tape::TapeData<S>) {
         if self.epoch != t.epoch {
-            misused(t);
+            t.misuse(MISUSE);
         }
     }
 
@@ -72,9 +72,7 @@ impl<S: Real> Var<S> {
         }
         // Small closures on purpose: the per-op path must inline into user code.
         with_tape::<S, _>(|t| {
-            if self.epoch != t.epoch {
-                misused(t);
-            }
+            self.check(t);
             Var {
                 value,
                 index: t.push(op, self.index, imm, value),
@@ -109,7 +107,7 @@ impl<S: Real> Var<S> {
         with_tape::<S, _>(|t| {
             let epoch = t.epoch;
             if (a_active && self.epoch != epoch) | (b_active && other.epoch != epoch) {
-                misused(t);
+                t.misuse(MISUSE);
             }
             Var {
                 value,
@@ -120,26 +118,10 @@ impl<S: Real> Var<S> {
     }
 }
 
-/// Reports a tracer used outside its recording: an error from the running operator, or a
-/// panic when no recording is running to carry it. Kept out of line, off the hot path.
-#[cold]
-#[inline(never)]
-fn misused<S: Real>(t: &mut crate::tape::TapeData<S>) {
-    if t.recording {
-        t.fail(misuse());
-    } else {
-        panic!("{}", misuse());
-    }
-}
-
-fn misuse() -> Error {
-    Error::TracerMisuse(
-        "a tracer was used outside the computation that made it (after its gradient or \
-         pullback ended, or on another thread); keep tracers inside the differentiated closure \
-         and return plain values"
-            .into(),
-    )
-}
+/// What a scalar op says of a tracer from another (or a finished) computation.
+const MISUSE: &str = "a tracer was used outside the computation that made it (after its \
+    gradient or pullback ended, or on another thread); keep tracers inside the differentiated \
+    closure and return plain values";
 
 impl<S: Real> PartialEq for Var<S> {
     fn eq(&self, other: &Self) -> bool {
