@@ -4,7 +4,7 @@
 use difi_core::{check_pullback, Hook, Real, Result, Rule, Segment};
 use ndarray::{Array1, Array2, ArrayD, ArrayView1, ArrayView2, ArrayViewD, IxDyn};
 
-use crate::tape::{operand_value, with_tape, Op, Special, TapeData, CONST_BIT, NO_INDEX};
+use crate::tape::{accumulate, operand_value, with_tape, Op, Special, TapeData, NO_INDEX};
 use crate::var::Var;
 
 fn any_active<S: Real>(xs: impl IntoIterator<Item = Var<S>>) -> bool {
@@ -100,17 +100,6 @@ fn refs<S: Real>(t: &mut TapeData<S>, xs: impl IntoIterator<Item = Var<S>>) -> V
         .collect()
 }
 
-#[inline]
-fn add_to<S: Real>(adj: &mut [S], r: u32, g: S) {
-    if r & CONST_BIT == 0 {
-        adj[r as usize] += g;
-    }
-}
-
-fn all_const(refs: &[u32]) -> bool {
-    refs.iter().all(|r| r & CONST_BIT != 0)
-}
-
 // ---- sum ----
 
 struct SumNode {
@@ -126,7 +115,7 @@ impl<S: Real> Special<S> for SumNode {
     }
     fn pullback(&self, _v: &[S], _c: &[S], out: &[S], adj: &mut [S]) -> Result<()> {
         let g = out[0];
-        self.refs.iter().for_each(|&r| add_to(adj, r, g));
+        self.refs.iter().for_each(|&r| accumulate(adj, r, g));
         Ok(())
     }
     fn replay(&self, v: &[S], c: &[S]) -> Option<Vec<S>> {
@@ -168,41 +157,100 @@ pub(crate) fn sum<S: Real>(xs: ArrayView1<'_, Var<S>>) -> Var<S> {
     }
 }
 
-// ---- dot ----
+// ---- dot and matrix products ----
 
-struct DotNode {
-    a: Vec<u32>,
-    b: Vec<u32>,
+/// An array operand of a product node. A constant operand is kept as its values, once, so it
+/// costs no references and no adjoint work ("Const costs nothing" at array level); an operand
+/// with any active element is kept as references (its constant elements go to the pool), so a
+/// replay reads its new values.
+enum Operand<S> {
+    Const(Vec<S>),
+    Active(Vec<u32>),
 }
 
-impl<S: Real> Special<S> for DotNode {
+impl<S: Real> Operand<S> {
+    /// Records `xs` (in logical order) as an operand; `values` are their values and `active`
+    /// whether any is active ([`values_and_activity`]), taken by value so a constant operand
+    /// moves in without a copy.
+    fn record(t: &mut TapeData<S>, xs: &[Var<S>], (values, active): (Vec<S>, bool)) -> Self {
+        if active {
+            Operand::Active(refs(t, xs.iter().copied()))
+        } else {
+            Operand::Const(values)
+        }
+    }
+
+    fn is_active(&self) -> bool {
+        matches!(self, Operand::Active(_))
+    }
+
+    /// The operand's current values: held, or read from the tape (new after a replay).
+    fn values(&self, v: &[S], c: &[S]) -> std::borrow::Cow<'_, [S]> {
+        match self {
+            Operand::Const(x) => x.as_slice().into(),
+            Operand::Active(r) => r
+                .iter()
+                .map(|&r| operand_value(v, c, r))
+                .collect::<Vec<_>>()
+                .into(),
+        }
+    }
+
     fn operands(&self, out: &mut Vec<u32>) {
-        out.extend(self.a.iter().chain(&self.b));
+        if let Operand::Active(r) = self {
+            out.extend(r);
+        }
+    }
+
+    /// Adds `g` (in the operand's logical order) to the adjoints of its active elements.
+    fn add_adjoint(&self, adj: &mut [S], g: impl IntoIterator<Item = S>) {
+        if let Operand::Active(r) = self {
+            r.iter().zip(g).for_each(|(&r, g)| accumulate(adj, r, g));
+        }
+    }
+}
+
+/// The values of tracers, and whether any is active (operands can be large: slices, so both
+/// loops run at memory speed).
+fn values_and_activity<S: Real>(xs: &[Var<S>]) -> (Vec<S>, bool) {
+    (
+        xs.iter().map(|x| x.value).collect(),
+        xs.iter().any(|x| x.is_active()),
+    )
+}
+
+struct DotNode<S> {
+    a: Operand<S>,
+    b: Operand<S>,
+}
+
+impl<S: Real> Special<S> for DotNode<S> {
+    fn operands(&self, out: &mut Vec<u32>) {
+        self.a.operands(out);
+        self.b.operands(out);
     }
     fn num_outputs(&self) -> usize {
         1
     }
     fn pullback(&self, v: &[S], c: &[S], out: &[S], adj: &mut [S]) -> Result<()> {
         let g = out[0];
-        let (a_const, b_const) = (all_const(&self.a), all_const(&self.b));
-        for (&ra, &rb) in self.a.iter().zip(&self.b) {
-            if !a_const {
-                add_to(adj, ra, g * operand_value(v, c, rb));
-            }
-            if !b_const {
-                add_to(adj, rb, g * operand_value(v, c, ra));
-            }
+        // ā = g b and b̄ = g a: each operand's values only where the other needs a cotangent.
+        if self.a.is_active() {
+            let b = self.b.values(v, c);
+            self.a.add_adjoint(adj, b.iter().map(|&x| g * x));
+        }
+        if self.b.is_active() {
+            let a = self.a.values(v, c);
+            self.b.add_adjoint(adj, a.iter().map(|&x| g * x));
         }
         Ok(())
     }
     fn replay(&self, v: &[S], c: &[S]) -> Option<Vec<S>> {
-        Some(vec![self
-            .a
-            .iter()
-            .zip(&self.b)
-            .fold(S::zero(), |s, (&x, &y)| {
-                s + operand_value(v, c, x) * operand_value(v, c, y)
-            })])
+        let (a, b) = (self.a.values(v, c), self.b.values(v, c));
+        Some(vec![S::dot(
+            ArrayView1::from(&a[..]),
+            ArrayView1::from(&b[..]),
+        )])
     }
 }
 
@@ -214,95 +262,93 @@ pub(crate) fn dot<S: Real>(a: ArrayView1<'_, Var<S>>, b: ArrayView1<'_, Var<S>>)
         a.len(),
         b.len()
     );
-    let value = a
-        .iter()
-        .zip(b.iter())
-        .fold(S::zero(), |s, (x, y)| s + x.value * y.value);
-    if !any_active(a.iter().chain(b.iter()).copied()) {
+    let (a, b) = (a.as_standard_layout(), b.as_standard_layout());
+    let (a, b) = (
+        a.as_slice().expect("standard layout"),
+        b.as_slice().expect("standard layout"),
+    );
+    let (av, bv) = (values_and_activity(a), values_and_activity(b));
+    let value = S::dot(ArrayView1::from(&av.0[..]), ArrayView1::from(&bv.0[..]));
+    if !(av.1 || bv.1) {
         return Var::constant_of(value);
     }
     let node = with_tape::<S, _>(|t| DotNode {
-        a: refs(t, a.iter().copied()),
-        b: refs(t, b.iter().copied()),
+        a: Operand::record(t, a, av),
+        b: Operand::record(t, b, bv),
     });
     push_special(Box::new(node), [value])[0]
 }
 
-// ---- matrix-vector and matrix-matrix products ----
-
-/// `C = A · B` with A (m × k) and B (k × n), all row-major operand references.
-struct MatMulNode {
-    a: Vec<u32>,
-    b: Vec<u32>,
+/// `C = A · B` with A (m × k) and B (k × n), both row-major.
+struct MatMulNode<S> {
+    a: Operand<S>,
+    b: Operand<S>,
     m: usize,
     k: usize,
     n: usize,
 }
 
-impl<S: Real> Special<S> for MatMulNode {
+impl<S: Real> Special<S> for MatMulNode<S> {
     fn operands(&self, out: &mut Vec<u32>) {
-        out.extend(self.a.iter().chain(&self.b));
+        self.a.operands(out);
+        self.b.operands(out);
     }
     fn num_outputs(&self) -> usize {
         self.m * self.n
     }
     fn pullback(&self, v: &[S], c: &[S], out: &[S], adj: &mut [S]) -> Result<()> {
         let (m, k, n) = (self.m, self.k, self.n);
-        let val = |r: u32| operand_value(v, c, r);
-        if !all_const(&self.a) {
+        let cbar = ArrayView2::from_shape((m, n), out).expect("m × n cotangents");
+        if self.a.is_active() {
             // Ā = C̄ Bᵀ
-            for i in 0..m {
-                for p in 0..k {
-                    let s = (0..n).fold(S::zero(), |s, j| {
-                        s + out[i * n + j] * val(self.b[p * n + j])
-                    });
-                    add_to(adj, self.a[i * k + p], s);
-                }
-            }
+            let b = self.b.values(v, c);
+            let b = ArrayView2::from_shape((k, n), &b[..]).expect("k × n");
+            self.a.add_adjoint(adj, S::matmul(cbar, b.t()));
         }
-        if !all_const(&self.b) {
+        if self.b.is_active() {
             // B̄ = Aᵀ C̄
-            for p in 0..k {
-                for j in 0..n {
-                    let s = (0..m).fold(S::zero(), |s, i| {
-                        s + val(self.a[i * k + p]) * out[i * n + j]
-                    });
-                    add_to(adj, self.b[p * n + j], s);
-                }
-            }
+            let a = self.a.values(v, c);
+            let a = ArrayView2::from_shape((m, k), &a[..]).expect("m × k");
+            self.b.add_adjoint(adj, S::matmul(a.t(), cbar));
         }
         Ok(())
     }
     fn replay(&self, v: &[S], c: &[S]) -> Option<Vec<S>> {
-        let a: Vec<S> = self.a.iter().map(|&r| operand_value(v, c, r)).collect();
-        let b: Vec<S> = self.b.iter().map(|&r| operand_value(v, c, r)).collect();
+        let (a, b) = (self.a.values(v, c), self.b.values(v, c));
         Some(matmul_values(&a, &b, self.m, self.k, self.n))
     }
 }
 
+/// The product of row-major `a` (m × k) and `b` (k × n) by the base scalar's own products
+/// (library kernels for `f64`; one recorded node when the base is itself a tracer).
 fn matmul_values<S: Real>(a: &[S], b: &[S], m: usize, k: usize, n: usize) -> Vec<S> {
-    let mut out = vec![S::zero(); m * n];
-    for i in 0..m {
-        for p in 0..k {
-            let aip = a[i * k + p];
-            for j in 0..n {
-                out[i * n + j] += aip * b[p * n + j];
-            }
-        }
+    let a = ArrayView2::from_shape((m, k), a).expect("m × k");
+    if n == 1 {
+        return S::matvec(a, ArrayView1::from(b)).to_vec();
     }
-    out
+    let b = ArrayView2::from_shape((k, n), b).expect("k × n");
+    S::matmul(a, b)
+        .as_standard_layout()
+        .as_slice()
+        .expect("row-major")
+        .to_vec()
 }
 
-fn matmul_node<S: Real>(a: &[Var<S>], b: &[Var<S>], m: usize, k: usize, n: usize) -> Vec<Var<S>> {
-    let av: Vec<S> = a.iter().map(|x| x.value).collect();
-    let bv: Vec<S> = b.iter().map(|x| x.value).collect();
-    let values = matmul_values(&av, &bv, m, k, n);
-    if !any_active(a.iter().chain(b).copied()) {
+fn matmul_node<S: Real>(a: ArrayView2<'_, Var<S>>, b: ArrayView2<'_, Var<S>>) -> Vec<Var<S>> {
+    let (m, k, n) = (a.nrows(), a.ncols(), b.ncols());
+    let (a, b) = (a.as_standard_layout(), b.as_standard_layout());
+    let (a, b) = (
+        a.as_slice().expect("standard layout"),
+        b.as_slice().expect("standard layout"),
+    );
+    let (av, bv) = (values_and_activity(a), values_and_activity(b));
+    let values = matmul_values(&av.0, &bv.0, m, k, n);
+    if !(av.1 || bv.1) {
         return values.into_iter().map(Var::constant_of).collect();
     }
     let node = with_tape::<S, _>(|t| MatMulNode {
-        a: refs(t, a.iter().copied()),
-        b: refs(t, b.iter().copied()),
+        a: Operand::record(t, a, av),
+        b: Operand::record(t, b, bv),
         m,
         k,
         n,
@@ -321,9 +367,8 @@ pub(crate) fn matvec<S: Real>(
         a.ncols(),
         x.len()
     );
-    let av: Vec<Var<S>> = a.iter().copied().collect();
-    let xv: Vec<Var<S>> = x.iter().copied().collect();
-    Array1::from(matmul_node(&av, &xv, a.nrows(), a.ncols(), 1))
+    let x = x.insert_axis(ndarray::Axis(1));
+    Array1::from(matmul_node(a, x))
 }
 
 pub(crate) fn matmul<S: Real>(
@@ -337,10 +382,8 @@ pub(crate) fn matmul<S: Real>(
         a.ncols(),
         b.nrows()
     );
-    let av: Vec<Var<S>> = a.iter().copied().collect();
-    let bv: Vec<Var<S>> = b.iter().copied().collect();
-    let out = matmul_node(&av, &bv, a.nrows(), a.ncols(), b.ncols());
-    Array2::from_shape_vec((a.nrows(), b.ncols()), out).expect("m × n outputs")
+    let (m, n) = (a.nrows(), b.ncols());
+    Array2::from_shape_vec((m, n), matmul_node(a, b)).expect("m × n outputs")
 }
 
 // ---- custom rules ----
@@ -384,7 +427,7 @@ impl<R: Rule, S: Real> Special<S> for RuleNode<R, S> {
         for (refs, ct) in self.inputs.iter().zip(&result) {
             if let Some(ct) = ct {
                 for (&r, &g) in refs.iter().zip(ct.iter()) {
-                    add_to(adj, r, g);
+                    accumulate(adj, r, g);
                 }
             }
         }
@@ -460,7 +503,7 @@ impl<S: Real, H: Hook> Special<S> for HookNode<H> {
         1
     }
     fn pullback(&self, _v: &[S], _c: &[S], out: &[S], adj: &mut [S]) -> Result<()> {
-        add_to(adj, self.input, self.hook.cotangent(out[0]));
+        accumulate(adj, self.input, self.hook.cotangent(out[0]));
         Ok(())
     }
     fn replay(&self, v: &[S], c: &[S]) -> Option<Vec<S>> {
@@ -502,7 +545,7 @@ impl<S: Real, C: Segment> Special<S> for CheckpointNode<C> {
             crate::backend::record_flat::<S>(MAX_SEGMENT, &xs, |vars| self.segment.eval(vars))?;
         let grads = pullback.apply_seed(out)?;
         for (&r, g) in self.inputs.iter().zip(grads) {
-            add_to(adj, r, g);
+            accumulate(adj, r, g);
         }
         Ok(())
     }

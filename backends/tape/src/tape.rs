@@ -191,7 +191,7 @@ pub(crate) fn operand_value<S: Real>(values: &[S], consts: &[S], r: u32) -> S {
 }
 
 #[inline]
-fn accumulate<S: Real>(adj: &mut [S], r: u32, g: S) {
+pub(crate) fn accumulate<S: Real>(adj: &mut [S], r: u32, g: S) {
     if r & CONST_BIT == 0 {
         adj[r as usize] += g;
     }

@@ -176,6 +176,35 @@ fn array_nodes_are_one_record_each() {
     close(gx2.as_slice().unwrap(), want_x.as_slice().unwrap(), 1e-14);
 }
 
+#[test]
+fn constant_product_operands_are_held_not_referenced() {
+    // A 200 × 10 constant matrix: referenced element by element it would put 2000 values into
+    // the recording's constant pool; the product node holds it instead and records nothing for it.
+    let a = Array2::from_shape_fn((200, 10), |(i, j)| ((i * 10 + j) as f64 * 0.37).sin());
+    let x = Array1::from_shape_fn(10, |j| 0.5 - 0.1 * j as f64);
+    let f = |(a, x): (Array2<Var<f64>>, Array1<Var<f64>>)| {
+        let ax = Var::matvec(a.view(), x.view());
+        Var::dot(ax.view(), ax.view())
+    };
+    // d/dx |Ax|² = 2 Aᵀ A x
+    let want = a.t().dot(&a.dot(&x)) * 2.0;
+    let gx = Tape::new().gradient(f, (Const(&a), Active(&x))).unwrap().1;
+    let held = last_recording();
+    close(gx.as_slice().unwrap(), want.as_slice().unwrap(), 1e-12);
+    assert!(
+        held.bytes < a.len() * std::mem::size_of::<f64>(),
+        "{} bytes recorded with A constant",
+        held.bytes
+    );
+    // Active, A costs references, and its cotangent is 2 (Ax) xᵀ.
+    let (ga, gx) = Tape::new().gradient(f, (Active(&a), Active(&x))).unwrap();
+    assert!(last_recording().bytes > held.bytes);
+    close(gx.as_slice().unwrap(), want.as_slice().unwrap(), 1e-12);
+    let ax = a.dot(&x);
+    let want_a = Array2::from_shape_fn((200, 10), |(i, j)| 2.0 * ax[i] * x[j]);
+    close(ga.as_slice().unwrap(), want_a.as_slice().unwrap(), 1e-12);
+}
+
 /// y = a ⊙ b, counting which cotangents it was asked for.
 #[derive(Clone, Default)]
 struct CountingMul {
