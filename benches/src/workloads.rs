@@ -2,29 +2,39 @@
 //! `f64` instantiation is the primal, every engine runs the same code.
 
 use difi_core::{checkpoint, Real, Segment};
-use ndarray::ArrayView1;
+use ndarray::{Array1, Array2, ArrayView1};
 
-/// llsq: `½ Σ_i (s_i − Σ_j x_j t_i^j)²` with `t_i = −1 + 2i/(n−1)` and `s_i = sign(t_i)`.
+/// llsq: `½ Σ_i (s_i − Σ_j x_j t_i^j)²` with `t_i = −1 + 2i/(n−1)` and `s_i = sign(t_i)`,
+/// written as `½ |s − V x|²` with the constant Vandermonde matrix `V_ij = t_i^j`: one
+/// matrix-vector product and one dot product, which engines record as one node each (and `V`,
+/// constant, costs them nothing).
 pub fn llsq<T: Real>(x: &[T], n: usize) -> T {
-    let half = T::constant(0.5);
-    (0..n).fold(T::zero(), |acc, i| {
+    let m = x.len();
+    let mut vandermonde = Vec::with_capacity(n * m);
+    let mut signs = Vec::with_capacity(n);
+    for i in 0..n {
         let t = -1.0 + 2.0 * i as f64 / (n as f64 - 1.0).max(1.0);
-        let s = if t > 0.0 {
+        signs.push(if t > 0.0 {
             1.0
         } else if t < 0.0 {
             -1.0
         } else {
             0.0
-        };
-        // Horner on the monomials t^j.
-        let (mut pow, mut poly) = (1.0, T::zero());
-        for &xj in x {
-            poly += xj * T::constant(pow);
+        });
+        let mut pow = 1.0;
+        for _ in 0..m {
+            vandermonde.push(T::constant(pow));
             pow *= t;
         }
-        let r = T::constant(s) - poly;
-        acc + half * r * r
-    })
+    }
+    let vandermonde = Array2::from_shape_vec((n, m), vandermonde).expect("n × m");
+    let fit = T::matvec(vandermonde.view(), ArrayView1::from(x));
+    let residual: Array1<T> = signs
+        .iter()
+        .zip(&fit)
+        .map(|(&s, &f)| T::constant(s) - f)
+        .collect();
+    T::constant(0.5) * T::dot(residual.view(), residual.view())
 }
 
 /// lse: `max x + log Σ exp(x_i − max x)`, from primitives.
