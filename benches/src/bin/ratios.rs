@@ -5,6 +5,8 @@
 //! cargo run --release -p difi-benches --bin ratios -- --quick
 //! ```
 //!
+//! Names after the options keep only the workloads they begin (`ratios -- --quick llsq gmm`).
+//!
 //! Prints `ratio WORKLOAD ENGINE OPERATOR VALUE` lines, and `peer WORKLOAD PEER VALUE` lines:
 //! difi's tape gradient time over the peer's gradient time on the same workload (below 1: difi
 //! is faster), both measured in this run (peers in [`difi_benches::peers`]). Without `--quick`
@@ -47,9 +49,15 @@ fn median(runs: usize, budget: Duration, mut f: impl FnMut()) -> f64 {
 struct Report {
     runs: usize,
     budget: Duration,
+    /// Workload names (prefixes) given on the command line; empty: all.
+    only: Vec<String>,
 }
 
 impl Report {
+    fn wants(&self, workload: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|w| workload.starts_with(w.as_str()))
+    }
+
     fn time(&self, f: impl FnMut()) -> f64 {
         median(self.runs, self.budget, f)
     }
@@ -70,157 +78,172 @@ fn draws(r: &mut Mt19937, n: usize) -> Vec<f64> {
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
+    let only: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
     let rep = Report {
         runs: if quick { 5 } else { 20 },
         budget: Duration::from_millis(if quick { 300 } else { 2000 }),
+        only,
     };
     let mut rng = Mt19937::new(31337);
+    let fr = ForwardOverReverse::<Tape>::default();
 
     // Rosenbrock, n = 1000.
     let x: Vec<f64> = (0..1000).map(|i| (i as f64 * 0.01).sin()).collect();
-    let primal = rep.time(|| {
-        black_box(rosenbrock(black_box(&x)));
-    });
-    let tape = rep.time(|| {
-        black_box(
-            Tape::new()
-                .gradient(|x| rosenbrock(&x), Active(&x))
-                .unwrap(),
-        );
-    });
-    let closure = rep.time(|| {
-        black_box(
-            Closure::default()
-                .gradient(|x| rosenbrock(&x), Active(&x))
-                .unwrap(),
-        );
-    });
-    rep.ratio("rosenbrock", "tape", "gradient", tape / primal);
-    rep.ratio("rosenbrock", "closure", "gradient", closure / primal);
-    rep.ratio("rosenbrock", "closure/tape", "gradient", closure / tape);
-    let fr = ForwardOverReverse::<Tape>::default();
-    let v = vec![1.0; x.len()];
-    let hvp = rep.time(|| {
-        black_box(fr.hvp(|x| rosenbrock(&x), Active(&x), &v).unwrap());
-    });
-    rep.ratio(
-        "rosenbrock",
-        "forward-over-reverse(tape)",
-        "hvp/gradient",
-        hvp / tape,
-    );
-    // Peers on the same Rosenbrock, over difi's tape gradient above. ad_trait's adfn<8> is
-    // forward mode in n/8 passes; autodiff is forward mode, n passes, and num-dual carries n derivatives per value: both O(n²), a few ms and about
-    // 10 ms at n = 1000, so the same n even with --quick.
-    let peers: [(&str, fn(&[f64]) -> Vec<f64>); 5] = [
-        ("ad_trait-adr", rosenbrock_gradient_ad_trait_adr),
-        ("ad_trait-adfn8", rosenbrock_gradient_ad_trait_forward),
-        ("reverse", rosenbrock_gradient_reverse),
-        ("autodiff-forward", rosenbrock_gradient_autodiff_forward),
-        ("num-dual", rosenbrock_gradient_num_dual),
-    ];
-    for (name, grad) in peers {
-        let t = rep.time(|| {
-            black_box(grad(black_box(&x)));
+    if rep.wants("rosenbrock") {
+        let primal = rep.time(|| {
+            black_box(rosenbrock(black_box(&x)));
         });
-        rep.peer("rosenbrock", name, tape, t);
+        let tape = rep.time(|| {
+            black_box(
+                Tape::new()
+                    .gradient(|x| rosenbrock(&x), Active(&x))
+                    .unwrap(),
+            );
+        });
+        let closure = rep.time(|| {
+            black_box(
+                Closure::default()
+                    .gradient(|x| rosenbrock(&x), Active(&x))
+                    .unwrap(),
+            );
+        });
+        rep.ratio("rosenbrock", "tape", "gradient", tape / primal);
+        rep.ratio("rosenbrock", "closure", "gradient", closure / primal);
+        rep.ratio("rosenbrock", "closure/tape", "gradient", closure / tape);
+        let v = vec![1.0; x.len()];
+        let hvp = rep.time(|| {
+            black_box(fr.hvp(|x| rosenbrock(&x), Active(&x), &v).unwrap());
+        });
+        rep.ratio(
+            "rosenbrock",
+            "forward-over-reverse(tape)",
+            "hvp/gradient",
+            hvp / tape,
+        );
+        // Peers on the same Rosenbrock, over difi's tape gradient above. ad_trait's adfn<8> is
+        // forward mode in n/8 passes; autodiff is forward mode, n passes, and num-dual carries n derivatives per value: both O(n²), a few ms and about
+        // 10 ms at n = 1000, so the same n even with --quick.
+        let peers: [(&str, fn(&[f64]) -> Vec<f64>); 5] = [
+            ("ad_trait-adr", rosenbrock_gradient_ad_trait_adr),
+            ("ad_trait-adfn8", rosenbrock_gradient_ad_trait_forward),
+            ("reverse", rosenbrock_gradient_reverse),
+            ("autodiff-forward", rosenbrock_gradient_autodiff_forward),
+            ("num-dual", rosenbrock_gradient_num_dual),
+        ];
+        for (name, grad) in peers {
+            let t = rep.time(|| {
+                black_box(grad(black_box(&x)));
+            });
+            rep.peer("rosenbrock", name, tape, t);
+        }
     }
-
     // The ad_trait chain, n = 100, one output of 1000 steps.
-    let chain = Chain::new(100, 1, 1000);
-    let xc: Vec<f64> = (0..100).map(|i| i as f64 * 0.01).collect();
-    let primal = rep.time(|| {
-        black_box(chain.eval(black_box(&xc)));
-    });
-    let tape = rep.time(|| {
-        black_box(
-            Tape::new()
-                .gradient(|x: Vec<_>| chain.eval(&x)[0], Active(&xc))
-                .unwrap(),
-        );
-    });
-    rep.ratio("chain", "tape", "gradient", tape / primal);
-    let adr = rep.time(|| {
-        black_box(chain_gradient_ad_trait_adr(&chain, black_box(&xc)));
-    });
-    rep.peer("chain", "ad_trait-adr", tape, adr);
-    let reverse = rep.time(|| {
-        black_box(chain_gradient_reverse(&chain, black_box(&xc)));
-    });
-    rep.peer("chain", "reverse", tape, reverse);
-
+    if rep.wants("chain") {
+        let chain = Chain::new(100, 1, 1000);
+        let xc: Vec<f64> = (0..100).map(|i| i as f64 * 0.01).collect();
+        let primal = rep.time(|| {
+            black_box(chain.eval(black_box(&xc)));
+        });
+        let tape = rep.time(|| {
+            black_box(
+                Tape::new()
+                    .gradient(|x: Vec<_>| chain.eval(&x)[0], Active(&xc))
+                    .unwrap(),
+            );
+        });
+        rep.ratio("chain", "tape", "gradient", tape / primal);
+        let adr = rep.time(|| {
+            black_box(chain_gradient_ad_trait_adr(&chain, black_box(&xc)));
+        });
+        rep.peer("chain", "ad_trait-adr", tape, adr);
+        let reverse = rep.time(|| {
+            black_box(chain_gradient_reverse(&chain, black_box(&xc)));
+        });
+        rep.peer("chain", "reverse", tape, reverse);
+    }
     // Reverse Jacobian growth: m = 10 vs m = 50 outputs at n = 50.
-    let xj: Vec<f64> = (0..50).map(|i| i as f64 * 0.02).collect();
-    let (c10, c50) = (Chain::new(50, 10, 1000), Chain::new(50, 50, 1000));
-    let j10 = rep.time(|| {
-        black_box(
-            Tape::new()
-                .jacobian(|x: Vec<_>| c10.eval(&x), Active(&xj))
-                .unwrap(),
-        );
-    });
-    let j50 = rep.time(|| {
-        black_box(
-            Tape::new()
-                .jacobian(|x: Vec<_>| c50.eval(&x), Active(&xj))
-                .unwrap(),
-        );
-    });
-    rep.ratio("chain-jacobian", "tape", "m50/m10", j50 / j10);
-
+    if rep.wants("chain-jacobian") {
+        let xj: Vec<f64> = (0..50).map(|i| i as f64 * 0.02).collect();
+        let (c10, c50) = (Chain::new(50, 10, 1000), Chain::new(50, 50, 1000));
+        let j10 = rep.time(|| {
+            black_box(
+                Tape::new()
+                    .jacobian(|x: Vec<_>| c10.eval(&x), Active(&xj))
+                    .unwrap(),
+            );
+        });
+        let j50 = rep.time(|| {
+            black_box(
+                Tape::new()
+                    .jacobian(|x: Vec<_>| c50.eval(&x), Active(&xj))
+                    .unwrap(),
+            );
+        });
+        rep.ratio("chain-jacobian", "tape", "m50/m10", j50 / j10);
+    }
     // llsq, lse, det, ode on GradBench-style inputs.
     let n = if quick { 256 } else { 4096 };
     let xl = draws(&mut rng, 16);
-    let p = rep.time(|| {
-        black_box(llsq(black_box(&xl), n));
-    });
-    let g = rep.time(|| {
-        black_box(
-            Tape::new()
-                .gradient(|x: Vec<_>| llsq(&x, n), Active(&xl))
-                .unwrap(),
-        );
-    });
-    rep.ratio("llsq", "tape", "gradient", g / p);
+    if rep.wants("llsq") {
+        let p = rep.time(|| {
+            black_box(llsq(black_box(&xl), n));
+        });
+        let g = rep.time(|| {
+            black_box(
+                Tape::new()
+                    .gradient(|x: Vec<_>| llsq(&x, n), Active(&xl))
+                    .unwrap(),
+            );
+        });
+        rep.ratio("llsq", "tape", "gradient", g / p);
+    }
     let xs = draws(&mut rng, if quick { 1000 } else { 100_000 });
-    let p = rep.time(|| {
-        black_box(lse(black_box(&xs)));
-    });
-    let g = rep.time(|| {
-        black_box(
-            Tape::new()
-                .gradient(|x: Vec<_>| lse(&x), Active(&xs))
-                .unwrap(),
-        );
-    });
-    rep.ratio("lse", "tape", "gradient", g / p);
+    if rep.wants("lse") {
+        let p = rep.time(|| {
+            black_box(lse(black_box(&xs)));
+        });
+        let g = rep.time(|| {
+            black_box(
+                Tape::new()
+                    .gradient(|x: Vec<_>| lse(&x), Active(&xs))
+                    .unwrap(),
+            );
+        });
+        rep.ratio("lse", "tape", "gradient", g / p);
+    }
     let ell = if quick { 6 } else { 8 };
     let a = draws(&mut rng, ell * ell);
-    let p = rep.time(|| {
-        black_box(det(black_box(&a), ell));
-    });
-    let g = rep.time(|| {
-        black_box(
-            Tape::new()
-                .gradient(|a: Vec<_>| det(&a, ell), Active(&a))
-                .unwrap(),
-        );
-    });
-    rep.ratio(&format!("det-ell{ell}"), "tape", "gradient", g / p);
+    if rep.wants("det") {
+        let p = rep.time(|| {
+            black_box(det(black_box(&a), ell));
+        });
+        let g = rep.time(|| {
+            black_box(
+                Tape::new()
+                    .gradient(|a: Vec<_>| det(&a, ell), Active(&a))
+                    .unwrap(),
+            );
+        });
+        rep.ratio(&format!("det-ell{ell}"), "tape", "gradient", g / p);
+    }
     let xo = draws(&mut rng, if quick { 20 } else { 100 });
     let steps = if quick { 100 } else { 1000 };
-    let p = rep.time(|| {
-        black_box(ode(black_box(&xo), steps));
-    });
-    let g = rep.time(|| {
-        black_box(
-            Tape::new()
-                .gradient(|x: Vec<_>| *ode(&x, steps).last().unwrap(), Active(&xo))
-                .unwrap(),
-        );
-    });
-    rep.ratio("ode", "tape", "gradient", g / p);
-
+    if rep.wants("ode") {
+        let p = rep.time(|| {
+            black_box(ode(black_box(&xo), steps));
+        });
+        let g = rep.time(|| {
+            black_box(
+                Tape::new()
+                    .gradient(|x: Vec<_>| *ode(&x, steps).last().unwrap(), Active(&xo))
+                    .unwrap(),
+            );
+        });
+        rep.ratio("ode", "tape", "gradient", g / p);
+    }
     // kmeans: dir through one HVP with a vector of ones, over cost.
     let (k, np, d) = if quick {
         (10, 200, 4)
@@ -229,163 +252,172 @@ fn main() {
     };
     let cents = draws(&mut rng, k * d);
     let pts = draws(&mut rng, np * d);
-    let p = rep.time(|| {
-        black_box(kmeans_cost(black_box(&cents), &pts, d));
-    });
-    let ones = vec![1.0; k * d];
-    let dir = rep.time(|| {
-        let ((g, _), (h, _)) = fr
-            .gradient_and_hvp(
-                |(c, p): (Vec<_>, Vec<_>)| kmeans_cost(&c, &p, d),
-                (Active(&cents), Const(&pts)),
-                &(ones.clone(), difi_core::NoTangent),
-            )
-            .unwrap();
-        black_box(g.iter().zip(&h).map(|(a, b)| a / b).collect::<Vec<_>>());
-    });
-    rep.ratio("kmeans", "forward-over-reverse(tape)", "dir/cost", dir / p);
-
+    if rep.wants("kmeans") {
+        let p = rep.time(|| {
+            black_box(kmeans_cost(black_box(&cents), &pts, d));
+        });
+        let ones = vec![1.0; k * d];
+        let dir = rep.time(|| {
+            let ((g, _), (h, _)) = fr
+                .gradient_and_hvp(
+                    |(c, p): (Vec<_>, Vec<_>)| kmeans_cost(&c, &p, d),
+                    (Active(&cents), Const(&pts)),
+                    &(ones.clone(), difi_core::NoTangent),
+                )
+                .unwrap();
+            black_box(g.iter().zip(&h).map(|(a, b)| a / b).collect::<Vec<_>>());
+        });
+        rep.ratio("kmeans", "forward-over-reverse(tape)", "dir/cost", dir / p);
+    }
     // gmm, d = 10, K = 25, n = 1000 (ADBench data beside the repository).
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/data/adbench/gmm/1k/gmm_d10_K25.txt");
-    match difi_benches::gmm::GmmInput::read(&path) {
-        Ok(g) => {
-            let (d, k) = (g.d, g.k);
-            let p = rep.time(|| {
-                black_box(gmm_objective(
-                    &g.alpha, &g.mu, &g.q, &g.l, &g.x, d, k, g.gamma, g.m,
-                ));
-            });
-            let args = (
-                Active(&g.alpha),
-                Active(&g.mu),
-                Active(&g.q),
-                Active(&g.l),
-                Const(&g.x),
-            );
-            let t = rep.time(|| {
-                let f = |(a, mu, q, l, x): (Vec<_>, Vec<_>, Vec<_>, Vec<_>, Vec<_>)| {
-                    gmm_objective(&a, &mu, &q, &l, &x, d, k, g.gamma, g.m)
-                };
-                black_box(Tape::new().gradient(f, args).unwrap());
-            });
-            let c = rep.time(|| {
-                let f = |(a, mu, q, l, x): (Vec<_>, Vec<_>, Vec<_>, Vec<_>, Vec<_>)| {
-                    gmm_objective(&a, &mu, &q, &l, &x, d, k, g.gamma, g.m)
-                };
-                black_box(Closure::default().gradient(f, args).unwrap());
-            });
-            rep.ratio("gmm-d10-K25-n1000", "tape", "gradient", t / p);
-            rep.ratio("gmm-d10-K25-n1000", "closure/tape", "gradient", c / t);
-        }
-        Err(e) => println!("skip gmm: {e}"),
-    }
-
-    // lstm, l = 2, c = 1024 (ADBench data beside the repository).
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/data/adbench/lstm/lstm_l2_c1024.txt");
-    match difi_benches::lstm::LstmInput::read(&path) {
-        Ok(g) => {
-            let (l, c, b) = (g.l, g.c, g.b);
-            let p = rep.time(|| {
-                black_box(lstm_objective(
-                    &g.main,
-                    &g.extra,
-                    &g.state,
-                    &g.sequence,
-                    l,
-                    c,
-                    b,
-                ));
-            });
-            let t = rep.time(|| {
-                let f = |(m, e, s, q): (Vec<_>, Vec<_>, Vec<_>, Vec<_>)| {
-                    lstm_objective(&m, &e, &s, &q, l, c, b)
-                };
-                black_box(
-                    Tape::new()
-                        .gradient(
-                            f,
-                            (
-                                Active(&g.main),
-                                Active(&g.extra),
-                                Const(&g.state),
-                                Const(&g.sequence),
-                            ),
-                        )
-                        .unwrap(),
+    if rep.wants("gmm") {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../shared/data/adbench/gmm/1k/gmm_d10_K25.txt");
+        match difi_benches::gmm::GmmInput::read(&path) {
+            Ok(g) => {
+                let (d, k) = (g.d, g.k);
+                let p = rep.time(|| {
+                    black_box(gmm_objective(
+                        &g.alpha, &g.mu, &g.q, &g.l, &g.x, d, k, g.gamma, g.m,
+                    ));
+                });
+                let args = (
+                    Active(&g.alpha),
+                    Active(&g.mu),
+                    Active(&g.q),
+                    Active(&g.l),
+                    Const(&g.x),
                 );
-            });
-            rep.ratio("lstm-l2-c1024", "tape", "gradient", t / p);
+                let t = rep.time(|| {
+                    let f = |(a, mu, q, l, x): (Vec<_>, Vec<_>, Vec<_>, Vec<_>, Vec<_>)| {
+                        gmm_objective(&a, &mu, &q, &l, &x, d, k, g.gamma, g.m)
+                    };
+                    black_box(Tape::new().gradient(f, args).unwrap());
+                });
+                let c = rep.time(|| {
+                    let f = |(a, mu, q, l, x): (Vec<_>, Vec<_>, Vec<_>, Vec<_>, Vec<_>)| {
+                        gmm_objective(&a, &mu, &q, &l, &x, d, k, g.gamma, g.m)
+                    };
+                    black_box(Closure::default().gradient(f, args).unwrap());
+                });
+                rep.ratio("gmm-d10-K25-n1000", "tape", "gradient", t / p);
+                rep.ratio("gmm-d10-K25-n1000", "closure/tape", "gradient", c / t);
+            }
+            Err(e) => println!("skip gmm: {e}"),
         }
-        Err(e) => println!("skip lstm: {e}"),
     }
-
+    // lstm, l = 2, c = 1024 (ADBench data beside the repository).
+    if rep.wants("lstm") {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../shared/data/adbench/lstm/lstm_l2_c1024.txt");
+        match difi_benches::lstm::LstmInput::read(&path) {
+            Ok(g) => {
+                let (l, c, b) = (g.l, g.c, g.b);
+                let p = rep.time(|| {
+                    black_box(lstm_objective(
+                        &g.main,
+                        &g.extra,
+                        &g.state,
+                        &g.sequence,
+                        l,
+                        c,
+                        b,
+                    ));
+                });
+                let t = rep.time(|| {
+                    let f = |(m, e, s, q): (Vec<_>, Vec<_>, Vec<_>, Vec<_>)| {
+                        lstm_objective(&m, &e, &s, &q, l, c, b)
+                    };
+                    black_box(
+                        Tape::new()
+                            .gradient(
+                                f,
+                                (
+                                    Active(&g.main),
+                                    Active(&g.extra),
+                                    Const(&g.state),
+                                    Const(&g.sequence),
+                                ),
+                            )
+                            .unwrap(),
+                    );
+                });
+                rep.ratio("lstm-l2-c1024", "tape", "gradient", t / p);
+            }
+            Err(e) => println!("skip lstm: {e}"),
+        }
+    }
     // ba, n = 49, m = 7776, p = 31843 (ADBench data beside the repository): the sparse
     // Jacobian, one 2 × 15 block per observation, over the residuals.
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/data/adbench/ba/ba1_n49_m7776_p31843.txt");
-    match BaInput::read(&path) {
-        Ok(input) => {
-            let p = rep.time(|| {
-                black_box(ba_objective(black_box(&input)));
-            });
-            let t = rep.time(|| {
-                black_box(ba_jacobian(&Tape::new(), black_box(&input)).unwrap());
-            });
-            let c = rep.time(|| {
-                black_box(ba_jacobian(&Closure::default(), black_box(&input)).unwrap());
-            });
-            rep.ratio("ba", "tape", "jacobian/objective", t / p);
-            rep.ratio("ba", "closure", "jacobian/objective", c / p);
+    if rep.wants("ba") {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../shared/data/adbench/ba/ba1_n49_m7776_p31843.txt");
+        match BaInput::read(&path) {
+            Ok(input) => {
+                let p = rep.time(|| {
+                    black_box(ba_objective(black_box(&input)));
+                });
+                let t = rep.time(|| {
+                    black_box(ba_jacobian(&Tape::new(), black_box(&input)).unwrap());
+                });
+                let c = rep.time(|| {
+                    black_box(ba_jacobian(&Closure::default(), black_box(&input)).unwrap());
+                });
+                rep.ratio("ba", "tape", "jacobian/objective", t / p);
+                rep.ratio("ba", "closure", "jacobian/objective", c / p);
+            }
+            Err(e) => println!("skip ba: {e}"),
         }
-        Err(e) => println!("skip ba: {e}"),
     }
-
     // The seed's convolution: gradient with v constant and with both active.
-    let shape = if quick { (64, 64, 23) } else { (512, 512, 23) };
-    let u = Array3::from_shape_fn(shape, |(i, j, k)| ((i + 2 * j + 3 * k) as f64 * 0.01).sin())
-        .into_dyn();
-    let w = Array3::from_shape_fn(shape, |(i, j, k)| ((i * j + k) as f64 * 0.02).cos()).into_dyn();
-    let rule = FftConv::new();
-    let conv_runs = Report {
-        runs: 3,
-        budget: Duration::from_millis(if quick { 500 } else { 1 }),
-    };
-    let f =
-        |(u, v): (ArrayD<_>, ArrayD<_>)| difi_core::sum(&conv(&rule, u.view(), v.view()).unwrap());
-    let p = conv_runs.time(|| {
-        black_box(difi_core::sum(&conv(&rule, u.view(), w.view()).unwrap()));
-    });
-    let one = conv_runs.time(|| {
-        black_box(Tape::new().gradient(f, (Active(&u), Const(&w))).unwrap());
-    });
-    let both = conv_runs.time(|| {
-        black_box(Tape::new().gradient(f, (Active(&u), Active(&w))).unwrap());
-    });
-    let closure_one = conv_runs.time(|| {
+    if rep.wants("conv") {
+        let shape = if quick { (64, 64, 23) } else { (512, 512, 23) };
+        let u = Array3::from_shape_fn(shape, |(i, j, k)| ((i + 2 * j + 3 * k) as f64 * 0.01).sin())
+            .into_dyn();
+        let w =
+            Array3::from_shape_fn(shape, |(i, j, k)| ((i * j + k) as f64 * 0.02).cos()).into_dyn();
+        let rule = FftConv::new();
+        let conv_runs = Report {
+            runs: 3,
+            budget: Duration::from_millis(if quick { 500 } else { 1 }),
+            only: Vec::new(),
+        };
         let f = |(u, v): (ArrayD<_>, ArrayD<_>)| {
             difi_core::sum(&conv(&rule, u.view(), v.view()).unwrap())
         };
-        black_box(
-            Closure::default()
-                .gradient(f, (Active(&u), Const(&w)))
-                .unwrap(),
+        let p = conv_runs.time(|| {
+            black_box(difi_core::sum(&conv(&rule, u.view(), w.view()).unwrap()));
+        });
+        let one = conv_runs.time(|| {
+            black_box(Tape::new().gradient(f, (Active(&u), Const(&w))).unwrap());
+        });
+        let both = conv_runs.time(|| {
+            black_box(Tape::new().gradient(f, (Active(&u), Active(&w))).unwrap());
+        });
+        let closure_one = conv_runs.time(|| {
+            let f = |(u, v): (ArrayD<_>, ArrayD<_>)| {
+                difi_core::sum(&conv(&rule, u.view(), v.view()).unwrap())
+            };
+            black_box(
+                Closure::default()
+                    .gradient(f, (Active(&u), Const(&w)))
+                    .unwrap(),
+            );
+        });
+        let label = format!("conv-{}x{}x{}", shape.0, shape.1, shape.2);
+        rep.ratio(&label, "tape", "gradient-v-const", one / p);
+        rep.ratio(&label, "tape", "gradient-both", both / p);
+        rep.ratio(
+            &label,
+            "tape",
+            "reverse-v-const/reverse-both",
+            (one - p) / (both - p),
         );
-    });
-    let label = format!("conv-{}x{}x{}", shape.0, shape.1, shape.2);
-    rep.ratio(&label, "tape", "gradient-v-const", one / p);
-    rep.ratio(&label, "tape", "gradient-both", both / p);
-    rep.ratio(
-        &label,
-        "tape",
-        "reverse-v-const/reverse-both",
-        (one - p) / (both - p),
-    );
-    rep.ratio(
-        &label,
-        "closure/tape",
-        "gradient-v-const",
-        closure_one / one,
-    );
+        rep.ratio(
+            &label,
+            "closure/tape",
+            "gradient-v-const",
+            closure_one / one,
+        );
+    }
 }
