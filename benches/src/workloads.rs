@@ -37,11 +37,13 @@ pub fn llsq<T: Real>(x: &[T], n: usize) -> T {
     T::constant(0.5) * T::dot(residual.view(), residual.view())
 }
 
-/// lse: `max x + log Σ exp(x_i − max x)`, from primitives.
+/// lse: `a + log Σ exp(x_i − a)` with `a = max x`, from primitives. The shift `a` cancels
+/// exactly, so it is a constant taken from the primal values (JAX's `logsumexp` stops its
+/// gradient likewise): its derivative, zero, is not recorded.
 pub fn lse<T: Real>(x: &[T]) -> T {
-    let m = x.iter().fold(T::neg_infinity(), |m, &v| m.max(v));
-    let exps: Vec<T> = x.iter().map(|&v| (v - m).exp()).collect();
-    m + T::sum_all(ArrayView1::from(&exps[..])).ln()
+    let a = T::constant(x.iter().map(|v| v.innermost()).fold(f64::NEG_INFINITY, f64::max));
+    let exps: Vec<T> = x.iter().map(|&v| (v - a).exp()).collect();
+    a + T::sum_all(ArrayView1::from(&exps[..])).ln()
 }
 
 /// det: determinant of the `ell × ell` row-major matrix by expansion by minors along the first
