@@ -109,14 +109,16 @@ impl<S: Real> TapePullback<S> {
                 given: Shape::Array(vec![seed.len()]),
             });
         }
-        let mut adj = vec![S::zero(); self.data.nodes.len()];
+        let mut adj = tape::adjoint_buffer(self.data.nodes.len());
         for (&o, &s) in self.outputs.iter().zip(seed) {
             if o != NO_INDEX {
                 adj[o as usize] += s;
             }
         }
-        sweep(&self.data, &mut adj, self.data.nodes.len())?;
-        Ok(self.inputs.iter().map(|&i| adj[i as usize]).collect())
+        let swept = sweep(&self.data, &mut adj, self.data.nodes.len());
+        let grad = swept.map(|()| self.inputs.iter().map(|&i| adj[i as usize]).collect());
+        tape::give_back_adjoint(adj);
+        grad
     }
 }
 
@@ -304,7 +306,7 @@ impl Backend for Tape {
         let (value, pb) = self.record(f, args, Identity)?;
         let (m, n) = (pb.outputs.len(), pb.inputs.len());
         let mut jac = Array2::zeros((m, n));
-        let mut adj = vec![S::zero(); pb.data.nodes.len()];
+        let mut adj = tape::adjoint_buffer(pb.data.nodes.len());
         if m <= DENSE_JACOBIAN_ROWS {
             for (row, &o) in pb.outputs.iter().enumerate() {
                 if o == NO_INDEX {
@@ -319,6 +321,7 @@ impl Backend for Tape {
                     jac[[row, c]] = adj[i as usize];
                 }
             }
+            tape::give_back_adjoint(adj);
             return Ok((value, jac));
         }
         let mut pending = vec![0u64; pb.data.nodes.len().div_ceil(64)];
@@ -344,6 +347,7 @@ impl Backend for Tape {
                 adj[i as usize] = S::zero();
             }
         }
+        tape::give_back_adjoint(adj);
         Ok((value, jac))
     }
 

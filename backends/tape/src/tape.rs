@@ -105,6 +105,9 @@ pub(crate) struct TapeData<S: Real> {
     pub specials: Vec<Box<dyn Special<S>>>,
     pub guards: Vec<Guard>,
     pub error: Option<Error>,
+    /// On a thread's own tape: the adjoint buffer of the last finished sweep, kept for the next
+    /// ([`adjoint_buffer`]).
+    pub spare_adjoint: Vec<S>,
 }
 
 impl<S: Real> TapeData<S> {
@@ -119,6 +122,7 @@ impl<S: Real> TapeData<S> {
             specials: Vec::new(),
             guards: Vec::new(),
             error: None,
+            spare_adjoint: Vec::new(),
         }
     }
 
@@ -254,6 +258,32 @@ pub(crate) fn recycle<S: Real>(mut data: TapeData<S>) {
                 std::mem::swap(&mut t.values, &mut data.values);
                 std::mem::swap(&mut t.consts, &mut data.consts);
                 std::mem::swap(&mut t.guards, &mut data.guards);
+            }
+        }
+    });
+}
+
+/// A zeroed adjoint buffer of `len` slots, this thread's spare one when there is one: a sweep
+/// over millions of nodes would otherwise fault in fresh pages every time (glibc maps
+/// allocations above 32 MB anew each time).
+pub(crate) fn adjoint_buffer<S: Real>(len: usize) -> Vec<S> {
+    let mut adj = try_with_owner::<S, _>(|cell| {
+        cell.try_borrow_mut()
+            .map(|mut t| std::mem::take(&mut t.spare_adjoint))
+            .unwrap_or_default()
+    })
+    .unwrap_or_default();
+    adj.clear();
+    adj.resize(len, S::zero());
+    adj
+}
+
+/// Keeps `adj` as this thread's spare adjoint buffer if it is larger than the one there.
+pub(crate) fn give_back_adjoint<S: Real>(adj: Vec<S>) {
+    try_with_owner::<S, _>(|cell| {
+        if let Ok(mut t) = cell.try_borrow_mut() {
+            if t.spare_adjoint.capacity() < adj.capacity() {
+                t.spare_adjoint = adj;
             }
         }
     });
