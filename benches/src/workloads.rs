@@ -41,7 +41,11 @@ pub fn llsq<T: Real>(x: &[T], n: usize) -> T {
 /// exactly, so it is a constant taken from the primal values (JAX's `logsumexp` stops its
 /// gradient likewise): its derivative, zero, is not recorded.
 pub fn lse<T: Real>(x: &[T]) -> T {
-    let a = T::constant(x.iter().map(|v| v.innermost()).fold(f64::NEG_INFINITY, f64::max));
+    let a = T::constant(
+        x.iter()
+            .map(|v| v.innermost())
+            .fold(f64::NEG_INFINITY, f64::max),
+    );
     let exps: Vec<T> = x.iter().map(|&v| (v - a).exp()).collect();
     a + T::sum_all(ArrayView1::from(&exps[..])).ln()
 }
