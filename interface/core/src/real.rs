@@ -92,6 +92,10 @@ pub trait Real:
     }
 
     /// Matrix-vector product `a · x`. Panics if `a.ncols() != x.len()`.
+    ///
+    /// Reverse engines record it (like [`Real::dot`] and [`Real::matmul`]) as one node; an
+    /// operand with no active element is kept as plain values and asked for no cotangent, so a
+    /// constant matrix costs what the primal product costs.
     fn matvec(a: ArrayView2<'_, Self>, x: ArrayView1<'_, Self>) -> Array1<Self> {
         assert_eq!(
             a.ncols(),
