@@ -303,13 +303,15 @@ impl<S: Real> Special<S> for MatMulNode<S> {
             // Ā = C̄ Bᵀ
             let b = self.b.values(v, c);
             let b = ArrayView2::from_shape((k, n), &b[..]).expect("k × n");
-            self.a.add_adjoint(adj, S::matmul(cbar, b.t()));
+            self.a
+                .add_adjoint(adj, S::matmul(cbar, b.t()).iter().copied());
         }
         if self.b.is_active() {
             // B̄ = Aᵀ C̄
             let a = self.a.values(v, c);
             let a = ArrayView2::from_shape((m, k), &a[..]).expect("m × k");
-            self.b.add_adjoint(adj, S::matmul(a.t(), cbar));
+            self.b
+                .add_adjoint(adj, S::matmul(a.t(), cbar).iter().copied());
         }
         Ok(())
     }

@@ -241,7 +241,10 @@ pub(crate) fn begin<S: Real>(max_nodes: usize) -> Result<u32> {
 pub(crate) fn end<S: Real>() -> TapeData<S> {
     with_owner::<S, _>(|cell| {
         set_recording::<S>(None);
-        let mut data = std::mem::replace(&mut *cell.borrow_mut(), TapeData::new());
+        let mut t = cell.borrow_mut();
+        let mut data = std::mem::replace(&mut *t, TapeData::new());
+        // The spare adjoint buffer stays with the thread, for this recording's sweeps.
+        t.spare_adjoint = std::mem::take(&mut data.spare_adjoint);
         data.recording = false;
         data
     })
