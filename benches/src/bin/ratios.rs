@@ -82,6 +82,30 @@ fn main() {
         .skip(1)
         .filter(|a| !a.starts_with("--"))
         .collect();
+    const WORKLOADS: [&str; 12] = [
+        "rosenbrock",
+        "chain",
+        "chain-jacobian",
+        "llsq",
+        "lse",
+        "det",
+        "ode",
+        "kmeans",
+        "gmm",
+        "lstm",
+        "ba",
+        "conv",
+    ];
+    if let Some(w) = only
+        .iter()
+        .find(|w| !WORKLOADS.iter().any(|name| name.starts_with(w.as_str())))
+    {
+        eprintln!(
+            "ratios: no workload begins with `{w}`; the workloads are {}",
+            WORKLOADS.join(", ")
+        );
+        std::process::exit(2);
+    }
     let rep = Report {
         runs: if quick { 5 } else { 20 },
         budget: Duration::from_millis(if quick { 300 } else { 2000 }),
