@@ -108,6 +108,9 @@ pub(crate) struct TapeData<S: Real> {
     /// On a thread's own tape: the adjoint buffer of the last finished sweep, kept for the next
     /// ([`adjoint_buffer`]).
     pub spare_adjoint: Vec<S>,
+    /// The recording read an active tracer's plain value ([`Real::innermost`]): a branch on it
+    /// left no guard, so the recording is never replayed.
+    pub unguarded_read: bool,
 }
 
 impl<S: Real> TapeData<S> {
@@ -123,6 +126,7 @@ impl<S: Real> TapeData<S> {
             guards: Vec::new(),
             error: None,
             spare_adjoint: Vec::new(),
+            unguarded_read: false,
         }
     }
 
@@ -228,6 +232,7 @@ pub(crate) fn begin<S: Real>(max_nodes: usize) -> Result<u32> {
         t.specials.clear();
         t.guards.clear();
         t.error = None;
+        t.unguarded_read = false;
         t.epoch = epoch;
         t.recording = true;
         t.max_nodes = max_nodes.min(MAX_NODES);
@@ -629,6 +634,9 @@ pub(crate) fn is_binary(op: Op) -> bool {
 /// Recomputes every value for new inputs. Returns false if the guards or a special node say
 /// the recording does not apply to these inputs.
 pub(crate) fn replay<S: Real>(data: &mut TapeData<S>, inputs: &[u32], new_inputs: &[S]) -> bool {
+    if data.unguarded_read {
+        return false;
+    }
     for (&i, &x) in inputs.iter().zip(new_inputs) {
         data.values[i as usize] = x;
     }

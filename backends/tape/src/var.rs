@@ -229,8 +229,14 @@ impl<S: Real> Real for Var<S> {
         Var::constant_of(S::constant(x))
     }
 
+    /// The plain value. Reading it from an active tracer while recording marks the recording
+    /// as never replayed: a branch on it makes no guard.
     #[inline]
     fn innermost(self) -> f64 {
+        if self.is_active() {
+            let epoch = self.epoch;
+            with_tape::<S, _>(|t| t.unguarded_read |= t.recording && t.epoch == epoch);
+        }
         self.value.innermost()
     }
 

@@ -350,6 +350,34 @@ fn prepared_gradient_replays_and_rerecords_when_a_guard_fails() {
 }
 
 #[test]
+fn prepared_gradient_rerecords_after_a_branch_on_plain_values() {
+    // A branch on `innermost()` makes no tracer comparison, so no guard can catch it: a
+    // recording that read an active tracer's plain value is never replayed.
+    let f = |x: Vec<Var<f64>>| {
+        if x[0].innermost() > 0.0 {
+            x[0] * x[0]
+        } else {
+            -x[0]
+        }
+    };
+    let mut prep = Tape::new().prepare_gradient(f, Active(&vec![1.0])).unwrap();
+    assert_eq!(prep.gradient(f, Active(&vec![-1.0])).unwrap(), vec![-1.0]);
+    assert_eq!(prep.gradient(f, Active(&vec![3.0])).unwrap(), vec![6.0]);
+    assert_eq!((prep.state().replays(), prep.state().rerecords()), (0, 2));
+    // Reading a constant's value is no such branch: replayed.
+    let g = |(x, c): (Vec<Var<f64>>, Var<f64>)| x[0] * Var::constant(c.innermost());
+    let mut prep = Tape::new()
+        .prepare_gradient(g, (Active(&vec![1.0]), Const(2.0)))
+        .unwrap();
+    let got = prep
+        .gradient(g, (Active(&vec![4.0]), Const(2.0)))
+        .unwrap()
+        .0;
+    assert_eq!(got, vec![2.0]);
+    assert_eq!(prep.state().replays(), 1);
+}
+
+#[test]
 fn prepared_gradient_with_another_shape_is_an_error() {
     let f = |x: Vec<Var<f64>>| rosenbrock(&x);
     let mut prep = Tape::new()
