@@ -59,7 +59,9 @@ pub trait Real:
     /// Lifts a literal (a constant at every level).
     fn constant(x: f64) -> Self;
 
-    /// The plain value at the innermost level.
+    /// The plain value at the innermost level. Derivatives do not flow through it, and a
+    /// branch on it is invisible to the engine: an engine that replays recordings (the tape's
+    /// prepared gradient) records anew any function that read an active tracer's value.
     fn innermost(self) -> f64;
 
     /// [`Real::NEST_LEVEL`] as a function.
