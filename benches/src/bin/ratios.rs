@@ -30,7 +30,7 @@ use difi_closure::Closure;
 use difi_core::{Active, ArrayD, Backend, Const, SecondOrder};
 use difi_fft::{conv, FftConv};
 use difi_forward::ForwardOverReverse;
-use difi_tape::Tape;
+use difi_tape::{Tape, Var};
 use ndarray::Array3;
 
 /// Median seconds of `f` over at least `runs` runs and `budget` of time.
@@ -64,6 +64,24 @@ impl Report {
 
     fn ratio(&self, workload: &str, engine: &str, operator: &str, value: f64) {
         println!("ratio {workload} {engine} {operator} {value:.3}");
+    }
+
+    /// `ratio WORKLOAD tape gradient`: the tape gradient of a function of one vector over its
+    /// primal (`traced` is the same code at the tracer type), both timed here.
+    fn tape_gradient(
+        &self,
+        workload: &str,
+        x: &[f64],
+        primal: impl Fn(&[f64]) -> f64,
+        traced: impl Fn(Vec<Var<f64>>) -> Var<f64>,
+    ) {
+        let p = self.time(|| {
+            black_box(primal(black_box(x)));
+        });
+        let g = self.time(|| {
+            black_box(Tape::new().gradient(&traced, Active(x)).unwrap());
+        });
+        self.ratio(workload, "tape", "gradient", g / p);
     }
 
     /// `ours / theirs`: difi's time over the peer's on one workload.
@@ -212,61 +230,31 @@ fn main() {
     let n = if quick { 256 } else { 4096 };
     let xl = draws(&mut rng, 16);
     if rep.wants("llsq") {
-        let p = rep.time(|| {
-            black_box(llsq(black_box(&xl), n));
-        });
-        let g = rep.time(|| {
-            black_box(
-                Tape::new()
-                    .gradient(|x: Vec<_>| llsq(&x, n), Active(&xl))
-                    .unwrap(),
-            );
-        });
-        rep.ratio("llsq", "tape", "gradient", g / p);
+        rep.tape_gradient("llsq", &xl, |x| llsq(x, n), |x| llsq(&x, n));
     }
     let xs = draws(&mut rng, if quick { 1000 } else { 100_000 });
     if rep.wants("lse") {
-        let p = rep.time(|| {
-            black_box(lse(black_box(&xs)));
-        });
-        let g = rep.time(|| {
-            black_box(
-                Tape::new()
-                    .gradient(|x: Vec<_>| lse(&x), Active(&xs))
-                    .unwrap(),
-            );
-        });
-        rep.ratio("lse", "tape", "gradient", g / p);
+        rep.tape_gradient("lse", &xs, lse, |x| lse(&x));
     }
     let ell = if quick { 6 } else { 8 };
     let a = draws(&mut rng, ell * ell);
     if rep.wants("det") {
-        let p = rep.time(|| {
-            black_box(det(black_box(&a), ell));
-        });
-        let g = rep.time(|| {
-            black_box(
-                Tape::new()
-                    .gradient(|a: Vec<_>| det(&a, ell), Active(&a))
-                    .unwrap(),
-            );
-        });
-        rep.ratio(&format!("det-ell{ell}"), "tape", "gradient", g / p);
+        rep.tape_gradient(
+            &format!("det-ell{ell}"),
+            &a,
+            |a| det(a, ell),
+            |a| det(&a, ell),
+        );
     }
     let xo = draws(&mut rng, if quick { 20 } else { 100 });
     let steps = if quick { 100 } else { 1000 };
     if rep.wants("ode") {
-        let p = rep.time(|| {
-            black_box(ode(black_box(&xo), steps));
-        });
-        let g = rep.time(|| {
-            black_box(
-                Tape::new()
-                    .gradient(|x: Vec<_>| *ode(&x, steps).last().unwrap(), Active(&xo))
-                    .unwrap(),
-            );
-        });
-        rep.ratio("ode", "tape", "gradient", g / p);
+        rep.tape_gradient(
+            "ode",
+            &xo,
+            |x| *ode(x, steps).last().unwrap(),
+            |x| *ode(&x, steps).last().unwrap(),
+        );
     }
     // kmeans: dir through one HVP with a vector of ones, over cost.
     let (k, np, d) = if quick {
