@@ -59,7 +59,7 @@ impl LstmInput {
 }
 
 fn sigmoid<T: Real>(x: T) -> T {
-    T::one() / (T::one() + (-x).exp())
+    (T::one() + (-x).exp()).recip()
 }
 
 /// The loss: `−Σ_t ⟨sequence[t+1], y_t − lse(y_t)⟩ / ((c − 1) b)` over the LSTM of WORKLOADS.md.
