@@ -4,7 +4,9 @@
 use difi_core::{check_pullback, Hook, Real, Result, Rule, Segment};
 use ndarray::{Array1, Array2, ArrayD, ArrayView1, ArrayView2, ArrayViewD, IxDyn};
 
-use crate::tape::{accumulate, operand_value, with_tape, Op, Special, TapeData, NO_INDEX};
+use crate::tape::{
+    accumulate, operand_value, with_tape, Op, Special, TapeData, CONST_BIT, NO_INDEX,
+};
 use crate::var::Var;
 
 fn any_active<S: Real>(xs: impl IntoIterator<Item = Var<S>>) -> bool {
@@ -84,45 +86,113 @@ fn push_special_arrays<S: Real>(
 const STALE: &str = "a tracer from another computation reached an array operation (keep \
     tracers inside the differentiated closure)";
 
-/// Operand references for tracers (constants go to the constant pool), checking epochs.
-fn refs<S: Real>(t: &mut TapeData<S>, xs: impl IntoIterator<Item = Var<S>>) -> Vec<u32> {
-    xs.into_iter()
-        .map(|v| {
-            if v.is_active() {
-                if v.epoch != t.epoch {
-                    t.misuse(STALE);
-                }
-                v.index
-            } else {
-                t.push_const(v.value)
+/// Operand references of an array operand. Kept as a range while they are consecutive nodes,
+/// as the elements of an input or of one node's outputs are: two numbers instead of one per
+/// element, and a pullback adds to a slice of adjoints.
+#[derive(Clone, Debug)]
+pub(crate) enum Refs {
+    Range { start: u32, len: u32 },
+    List(Vec<u32>),
+}
+
+impl Default for Refs {
+    fn default() -> Self {
+        Refs::Range { start: 0, len: 0 }
+    }
+}
+
+impl Refs {
+    #[inline]
+    fn push(&mut self, r: u32) {
+        match self {
+            Refs::Range { start, len } if *len == 0 && r & CONST_BIT == 0 => {
+                (*start, *len) = (r, 1);
             }
-        })
-        .collect()
+            Refs::Range { start, len } if *len > 0 && r == *start + *len => *len += 1,
+            Refs::Range { start, len } => {
+                let mut list: Vec<u32> = (*start..*start + *len).collect();
+                list.push(r);
+                *self = Refs::List(list);
+            }
+            Refs::List(list) => list.push(r),
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        match self {
+            Refs::Range { len, .. } => *len == 0,
+            Refs::List(list) => list.is_empty(),
+        }
+    }
+
+    /// The references in order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = u32> + '_ {
+        let (range, list): (std::ops::Range<u32>, &[u32]) = match self {
+            Refs::Range { start, len } => (*start..*start + *len, &[]),
+            Refs::List(list) => (0..0, list),
+        };
+        range.chain(list.iter().copied())
+    }
+
+    /// Adds `g` (in order) to the adjoints of the referenced nodes.
+    pub(crate) fn accumulate<S: Real>(&self, adj: &mut [S], g: impl IntoIterator<Item = S>) {
+        match self {
+            Refs::Range { start, len } => {
+                let (start, len) = (*start as usize, *len as usize);
+                adj[start..start + len]
+                    .iter_mut()
+                    .zip(g)
+                    .for_each(|(a, g)| *a += g);
+            }
+            Refs::List(list) => list.iter().zip(g).for_each(|(&r, g)| accumulate(adj, r, g)),
+        }
+    }
+}
+
+/// Operand references for tracers (constants go to the constant pool), checking epochs.
+fn refs<S: Real>(t: &mut TapeData<S>, xs: impl IntoIterator<Item = Var<S>>) -> Refs {
+    let mut out = Refs::default();
+    for v in xs {
+        out.push(if v.is_active() {
+            if v.epoch != t.epoch {
+                t.misuse(STALE);
+            }
+            v.index
+        } else {
+            t.push_const(v.value)
+        });
+    }
+    out
 }
 
 // ---- sum ----
 
+/// `Σ x`: references of the active elements, and the constant elements' sum (fixed for the
+/// recording) as one constant-pool reference.
 struct SumNode {
-    refs: Vec<u32>,
+    refs: Refs,
+    constant: u32,
 }
 
 impl<S: Real> Special<S> for SumNode {
     fn operands(&self, out: &mut Vec<u32>) {
-        out.extend(&self.refs);
+        out.extend(self.refs.iter());
     }
     fn num_outputs(&self) -> usize {
         1
     }
     fn pullback(&self, _v: &[S], _c: &[S], out: &[S], adj: &mut [S]) -> Result<()> {
         let g = out[0];
-        self.refs.iter().for_each(|&r| accumulate(adj, r, g));
+        self.refs.accumulate(adj, std::iter::repeat(g));
         Ok(())
     }
     fn replay(&self, v: &[S], c: &[S]) -> Option<Vec<S>> {
         Some(vec![self
             .refs
             .iter()
-            .fold(S::zero(), |s, &r| s + operand_value(v, c, r))])
+            .fold(operand_value(v, c, self.constant), |s, r| {
+                s + operand_value(v, c, r)
+            })])
     }
 }
 
@@ -131,13 +201,13 @@ pub(crate) fn sum<S: Real>(xs: ArrayView1<'_, Var<S>>) -> Var<S> {
     // the constants' sum, which is fixed for this recording.
     let (value, node) = with_tape::<S, _>(|t| {
         let (mut value, mut constant) = (S::zero(), S::zero());
-        let mut r = Vec::with_capacity(xs.len() + 1);
+        let mut refs = Refs::default();
         let mut stale = false;
         for x in xs.iter() {
             value += x.value;
             if x.is_active() {
                 stale |= x.epoch != t.epoch;
-                r.push(x.index);
+                refs.push(x.index);
             } else {
                 constant += x.value;
             }
@@ -145,11 +215,11 @@ pub(crate) fn sum<S: Real>(xs: ArrayView1<'_, Var<S>>) -> Var<S> {
         if stale {
             t.misuse(STALE);
         }
-        if r.is_empty() {
+        if refs.is_empty() {
             return (value, None);
         }
-        r.push(t.push_const(constant));
-        (value, Some(SumNode { refs: r }))
+        let constant = t.push_const(constant);
+        (value, Some(SumNode { refs, constant }))
     });
     match node {
         Some(node) => push_special(Box::new(node), [value])[0],
@@ -165,7 +235,7 @@ pub(crate) fn sum<S: Real>(xs: ArrayView1<'_, Var<S>>) -> Var<S> {
 /// replay reads its new values.
 enum Operand<S> {
     Const(Vec<S>),
-    Active(Vec<u32>),
+    Active(Refs),
 }
 
 impl<S: Real> Operand<S> {
@@ -190,7 +260,7 @@ impl<S: Real> Operand<S> {
             Operand::Const(x) => x.as_slice().into(),
             Operand::Active(r) => r
                 .iter()
-                .map(|&r| operand_value(v, c, r))
+                .map(|r| operand_value(v, c, r))
                 .collect::<Vec<_>>()
                 .into(),
         }
@@ -198,14 +268,14 @@ impl<S: Real> Operand<S> {
 
     fn operands(&self, out: &mut Vec<u32>) {
         if let Operand::Active(r) = self {
-            out.extend(r);
+            out.extend(r.iter());
         }
     }
 
     /// Adds `g` (in the operand's logical order) to the adjoints of its active elements.
     fn add_adjoint(&self, adj: &mut [S], g: impl IntoIterator<Item = S>) {
         if let Operand::Active(r) = self {
-            r.iter().zip(g).for_each(|(&r, g)| accumulate(adj, r, g));
+            r.accumulate(adj, g);
         }
     }
 }
@@ -394,7 +464,7 @@ struct RuleNode<R: Rule, S: Real> {
     rule: R,
     saved: R::Saved<S>,
     /// Operand references of each active input; empty for inactive ones (they cost nothing).
-    inputs: Vec<Vec<u32>>,
+    inputs: Vec<Refs>,
     input_shapes: Vec<Vec<usize>>,
     active: Vec<bool>,
     output_shapes: Vec<Vec<usize>>,
@@ -402,7 +472,7 @@ struct RuleNode<R: Rule, S: Real> {
 
 impl<R: Rule, S: Real> Special<S> for RuleNode<R, S> {
     fn operands(&self, out: &mut Vec<u32>) {
-        self.inputs.iter().for_each(|r| out.extend(r));
+        self.inputs.iter().for_each(|r| out.extend(r.iter()));
     }
     fn num_outputs(&self) -> usize {
         self.output_shapes
@@ -411,26 +481,24 @@ impl<R: Rule, S: Real> Special<S> for RuleNode<R, S> {
             .sum()
     }
     fn pullback(&self, _v: &[S], _c: &[S], out: &[S], adj: &mut [S]) -> Result<()> {
+        // The output cotangents are consecutive adjoints: the rule reads them in place.
         let mut offset = 0;
-        let cots: Vec<ArrayD<S>> = self
+        let views: Vec<ArrayViewD<'_, S>> = self
             .output_shapes
             .iter()
             .map(|shape| {
                 let len: usize = shape.iter().product();
-                let a = ArrayD::from_shape_vec(IxDyn(shape), out[offset..offset + len].to_vec())
+                let a = ArrayViewD::from_shape(IxDyn(shape), &out[offset..offset + len])
                     .expect("shape matches length");
                 offset += len;
                 a
             })
             .collect();
-        let views: Vec<ArrayViewD<'_, S>> = cots.iter().map(|a| a.view()).collect();
         let result = self.rule.pullback(&self.saved, &views, &self.active);
         check_pullback(self.rule.name(), &result, &self.active, &self.input_shapes)?;
         for (refs, ct) in self.inputs.iter().zip(&result) {
             if let Some(ct) = ct {
-                for (&r, &g) in refs.iter().zip(ct.iter()) {
-                    accumulate(adj, r, g);
-                }
+                refs.accumulate(adj, ct.iter().copied());
             }
         }
         Ok(())
@@ -474,7 +542,7 @@ pub(crate) fn apply_rule<S: Real, R: Rule>(
                 if a {
                     refs(t, x.iter().copied())
                 } else {
-                    Vec::new()
+                    Refs::default()
                 }
             })
             .collect()
@@ -517,7 +585,8 @@ pub(crate) fn hook<S: Real, H: Hook>(x: Var<S>, hook: H) -> Var<S> {
     if !x.is_active() {
         return x;
     }
-    let input = with_tape::<S, _>(|t| refs(t, [x])[0]);
+    let input =
+        with_tape::<S, _>(|t| refs(t, [x]).iter().next()).expect("one reference for one tracer");
     push_special(Box::new(HookNode { input, hook }), [x.value])[0]
 }
 
@@ -525,38 +594,28 @@ pub(crate) fn hook<S: Real, H: Hook>(x: Var<S>, hook: H) -> Var<S> {
 
 struct CheckpointNode<C> {
     segment: C,
-    inputs: Vec<u32>,
+    inputs: Refs,
     outputs: usize,
 }
 
 impl<S: Real, C: Segment> Special<S> for CheckpointNode<C> {
     fn operands(&self, out: &mut Vec<u32>) {
-        out.extend(&self.inputs);
+        out.extend(self.inputs.iter());
     }
     fn num_outputs(&self) -> usize {
         self.outputs
     }
     fn pullback(&self, v: &[S], c: &[S], out: &[S], adj: &mut [S]) -> Result<()> {
-        let xs: Vec<S> = self
-            .inputs
-            .iter()
-            .map(|&r| operand_value(v, c, r))
-            .collect();
+        let xs: Vec<S> = self.inputs.iter().map(|r| operand_value(v, c, r)).collect();
         // Recompute the segment on a fresh recording and pull the output cotangents back.
         let (_, pullback) =
             crate::backend::record_flat::<S>(MAX_SEGMENT, &xs, |vars| self.segment.eval(vars))?;
         let grads = pullback.apply_seed(out)?;
-        for (&r, g) in self.inputs.iter().zip(grads) {
-            accumulate(adj, r, g);
-        }
+        self.inputs.accumulate(adj, grads);
         Ok(())
     }
     fn replay(&self, v: &[S], c: &[S]) -> Option<Vec<S>> {
-        let xs: Vec<S> = self
-            .inputs
-            .iter()
-            .map(|&r| operand_value(v, c, r))
-            .collect();
+        let xs: Vec<S> = self.inputs.iter().map(|r| operand_value(v, c, r)).collect();
         Some(self.segment.eval(&xs))
     }
 }
@@ -576,4 +635,50 @@ pub(crate) fn checkpoint<S: Real, C: Segment>(segment: &C, inputs: &[Var<S>]) ->
         outputs: outputs.len(),
     };
     push_special(Box::new(node), outputs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refs_of(rs: &[u32]) -> Refs {
+        let mut out = Refs::default();
+        rs.iter().for_each(|&r| out.push(r));
+        out
+    }
+
+    #[test]
+    fn consecutive_references_stay_a_range_and_others_become_a_list_in_order() {
+        assert!(matches!(
+            refs_of(&[5, 6, 7]),
+            Refs::Range { start: 5, len: 3 }
+        ));
+        for rs in [
+            &[5, 6, 9, 10][..],
+            &[5, 5],
+            &[3, 2],
+            &[CONST_BIT | 4, 5],
+            &[5, CONST_BIT | 6],
+        ] {
+            let got = refs_of(rs);
+            assert!(matches!(got, Refs::List(_)), "{rs:?} gave {got:?}");
+            assert_eq!(got.iter().collect::<Vec<_>>(), rs);
+        }
+        assert!(refs_of(&[]).is_empty());
+    }
+
+    #[test]
+    fn both_forms_add_to_the_referenced_adjoints_only() {
+        for rs in [&[1, 2, 3][..], &[3, CONST_BIT, 1, 3]] {
+            let mut adj = [0.0; 5];
+            refs_of(rs).accumulate(&mut adj, [1.0, 10.0, 100.0, 1000.0]);
+            let mut want = [0.0; 5];
+            for (&r, g) in rs.iter().zip([1.0, 10.0, 100.0, 1000.0]) {
+                if r & CONST_BIT == 0 {
+                    want[r as usize] += g;
+                }
+            }
+            assert_eq!(adj, want, "{rs:?}");
+        }
+    }
 }
