@@ -170,13 +170,19 @@ impl Rule for FftConv {
         let mut planner = FftPlanner::new();
         let u_hat = self.spectrum(&mut planner, u, &shape);
         let v_hat = self.spectrum(&mut planner, v, &shape);
-        let mut prod: Vec<Complex<T>> = u_hat.iter().zip(&v_hat).map(|(a, b)| *a * *b).collect();
+        // ū needs fft(v) and v̄ needs fft(u); the product takes the place of a spectrum that
+        // no cotangent needs, and a new buffer only when both are kept.
+        let (mut prod, u_hat, v_hat) = match (active[1], active[0]) {
+            (false, u_active) => (times(u_hat, &v_hat), None, u_active.then_some(v_hat)),
+            (true, false) => (times(v_hat, &u_hat), Some(u_hat), None),
+            (true, true) => (times(u_hat.clone(), &v_hat), Some(u_hat), Some(v_hat)),
+        };
         self.inverse(&mut planner, &mut prod, &shape);
         let y = real_part(&prod, &shape);
         let saved = ConvSaved {
             shape,
-            u_hat: active[1].then_some(u_hat),
-            v_hat: active[0].then_some(v_hat),
+            u_hat,
+            v_hat,
         };
         (vec![y], saved)
     }
@@ -194,23 +200,27 @@ impl Rule for FftConv {
         let shape = &saved.shape;
         let mut planner = FftPlanner::new();
         let y_bar_hat = self.spectrum(&mut planner, &cotangents[0], shape);
-        // ū correlates ȳ with v, v̄ correlates ȳ with u: multiply by the conjugate spectrum.
-        let mut correlate = |other: &Option<Vec<Complex<T>>>| {
+        // ū correlates ȳ with v, v̄ correlates ȳ with u: multiply by the conjugate spectrum,
+        // in place in fft(ȳ) (a copy of it only when both cotangents are needed).
+        let mut correlate = |other: &Option<Vec<Complex<T>>>, mut prod: Vec<Complex<T>>| {
             let other = other
                 .as_ref()
                 .expect("FftConv: the forward pass saved no spectrum for a needed cotangent");
-            let mut prod: Vec<Complex<T>> = y_bar_hat
-                .iter()
+            prod.iter_mut()
                 .zip(other)
-                .map(|(a, b)| *a * b.conj())
-                .collect();
+                .for_each(|(a, b)| *a = *a * b.conj());
             self.inverse(&mut planner, &mut prod, shape);
             self.count(&self.counters.cotangents, 1);
             real_part(&prod, shape)
         };
-        let u_bar = needed[0].then(|| correlate(&saved.v_hat));
-        let v_bar = needed[1].then(|| correlate(&saved.u_hat));
-        vec![u_bar, v_bar]
+        match (needed[0], needed[1]) {
+            (true, true) => {
+                let u_bar = correlate(&saved.v_hat, y_bar_hat.clone());
+                vec![Some(u_bar), Some(correlate(&saved.u_hat, y_bar_hat))]
+            }
+            (true, false) => vec![Some(correlate(&saved.v_hat, y_bar_hat)), None],
+            (false, _) => vec![None, Some(correlate(&saved.u_hat, y_bar_hat))],
+        }
     }
 
     fn pushforward<T: Real>(
@@ -263,6 +273,12 @@ impl FftConv {
         data.iter_mut().for_each(|c| *c = *c * scale);
         self.count(&self.counters.transforms, 1);
     }
+}
+
+/// `a ⊙ b`, in `a`'s buffer.
+fn times<T: Real>(mut a: Vec<Complex<T>>, b: &[Complex<T>]) -> Vec<Complex<T>> {
+    a.iter_mut().zip(b).for_each(|(x, y)| *x = *x * *y);
+    a
 }
 
 fn real_part<T: Real>(data: &[Complex<T>], shape: &[usize]) -> ArrayD<T> {
