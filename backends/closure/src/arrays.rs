@@ -187,18 +187,18 @@ pub(crate) fn apply_rule<S: Real, R: Rule>(
         let shapes = shapes.clone();
         let active = active.clone();
         let pb: ArrayPullback<S> = Box::new(move |out, adj| {
+            // The output cotangents are consecutive: the rule reads them in place.
             let mut offset = 0;
-            let cots: Vec<ArrayD<S>> = shapes
+            let views: Vec<ArrayViewD<'_, S>> = shapes
                 .iter()
                 .map(|s| {
                     let len: usize = s.iter().product();
-                    let a = ArrayD::from_shape_vec(IxDyn(s), out[offset..offset + len].to_vec())
+                    let a = ArrayViewD::from_shape(IxDyn(s), &out[offset..offset + len])
                         .expect("shape");
                     offset += len;
                     a
                 })
                 .collect();
-            let views: Vec<ArrayViewD<'_, S>> = cots.iter().map(|a| a.view()).collect();
             let result = rule.pullback(&saved, &views, &active);
             check_pullback(rule.name(), &result, &active, &input_shapes)?;
             for (ids, ct) in input_ids.iter().zip(&result) {
