@@ -279,12 +279,8 @@ impl Backend for Tape {
         let epoch = begin::<S>(self.max_nodes)?;
         let guard = RecordingGuard::<S>::new();
         let mut embed = embed;
-        let values: Vec<S> = args
-            .active_values()
-            .into_iter()
-            .enumerate()
-            .map(|(k, a)| embed.active(k, a))
-            .collect();
+        let mut values = Vec::new();
+        args.visit_active(&mut |a| values.push(embed.active(values.len(), a)));
         let inputs = input_nodes(&values);
         let mut active = values.iter().zip(&inputs);
         let traced = args.lift(
