@@ -17,6 +17,8 @@ pub(crate) const MAX_NODES: usize = (CONST_BIT - 1) as usize;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
 pub(crate) enum Op {
+    /// An active input. Inputs are pushed right after a recording begins, before any other
+    /// node; the reverse sweep stops at the first one it meets.
     Input,
     /// An output slot of a special (array-level) node; its adjoint is read by the special.
     SpecialOutput,
@@ -328,19 +330,27 @@ impl<S: Real> Drop for RecordingGuard<S> {
 /// Nodes at `end` and after cannot reach a seed below `end`, so they are skipped.
 pub(crate) fn sweep<S: Real>(data: &TapeData<S>, adj: &mut [S], end: usize) -> Result<()> {
     let (values, consts) = (&data.values[..], &data.consts[..]);
-    for i in (0..end).rev() {
+    let mut i = end;
+    while i > 0 {
+        i -= 1;
         let Node { op, a, .. } = data.nodes[i];
-        if matches!(op, Op::Input | Op::SpecialOutput) {
-            continue;
+        match op {
+            // The inputs are the recording's first nodes: nothing below needs a sweep.
+            Op::Input => {
+                debug_assert!(data.nodes[..i].iter().all(|n| n.op == Op::Input));
+                break;
+            }
+            // Output slots follow their node's head: go straight to it (an array node's
+            // millions of slots are not visited one by one).
+            Op::SpecialOutput => i = a as usize + 1,
+            Op::Special => {
+                let s = &data.specials[a as usize];
+                let m = s.num_outputs();
+                let (head, tail) = adj.split_at_mut(i + 1);
+                s.pullback(values, consts, &tail[..m], head)?;
+            }
+            _ => sweep_node(data, adj, i),
         }
-        if op == Op::Special {
-            let s = &data.specials[a as usize];
-            let m = s.num_outputs();
-            let (head, tail) = adj.split_at_mut(i + 1);
-            s.pullback(values, consts, &tail[..m], head)?;
-            continue;
-        }
-        sweep_node(data, adj, i);
     }
     Ok(())
 }
