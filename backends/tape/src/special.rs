@@ -86,31 +86,43 @@ fn push_special_arrays<S: Real>(
 const STALE: &str = "a tracer from another computation reached an array operation (keep \
     tracers inside the differentiated closure)";
 
-/// Operand references of an array operand. Kept as a range while they are consecutive nodes,
-/// as the elements of an input or of one node's outputs are: two numbers instead of one per
-/// element, and a pullback adds to a slice of adjoints.
+/// Operand references of an array operand. Kept as an arithmetic progression while they form
+/// one, as the elements of an input, of one node's outputs, or of an elementwise map that
+/// records a fixed number of nodes per element do: three numbers instead of one per element,
+/// and a pullback adds to a strided slice of adjoints.
 #[derive(Clone, Debug)]
 enum Refs {
-    Range { start: u32, len: u32 },
+    Strided { start: u32, len: u32, stride: u32 },
     List(Vec<u32>),
 }
 
 impl Default for Refs {
     fn default() -> Self {
-        Refs::Range { start: 0, len: 0 }
+        Refs::Strided {
+            start: 0,
+            len: 0,
+            stride: 1,
+        }
     }
 }
 
 impl Refs {
-    #[inline]
+    #[inline(always)]
     fn push(&mut self, r: u32) {
         match self {
-            Refs::Range { start, len } if *len == 0 && r & CONST_BIT == 0 => {
+            Refs::Strided { start, len, .. } if *len == 0 && r & CONST_BIT == 0 => {
                 (*start, *len) = (r, 1);
             }
-            Refs::Range { start, len } if *len > 0 && r == *start + *len => *len += 1,
-            Refs::Range { start, len } => {
-                let mut list: Vec<u32> = (*start..*start + *len).collect();
+            Refs::Strided { start, len, stride }
+                if *len == 1 && r > *start && r & CONST_BIT == 0 =>
+            {
+                (*stride, *len) = (r - *start, 2);
+            }
+            Refs::Strided { start, len, stride } if *len > 1 && r == *start + *len * *stride => {
+                *len += 1
+            }
+            Refs::Strided { .. } => {
+                let mut list: Vec<u32> = self.iter().collect();
                 list.push(r);
                 *self = Refs::List(list);
             }
@@ -120,30 +132,34 @@ impl Refs {
 
     fn is_empty(&self) -> bool {
         match self {
-            Refs::Range { len, .. } => *len == 0,
+            Refs::Strided { len, .. } => *len == 0,
             Refs::List(list) => list.is_empty(),
         }
     }
 
     /// The references in order.
     fn iter(&self) -> impl Iterator<Item = u32> + '_ {
-        let (range, list): (std::ops::Range<u32>, &[u32]) = match self {
-            Refs::Range { start, len } => (*start..*start + *len, &[]),
-            Refs::List(list) => (0..0, list),
+        let ((start, len, stride), list) = match self {
+            Refs::Strided { start, len, stride } => ((*start, *len, *stride), &[][..]),
+            Refs::List(list) => ((0, 0, 1), &list[..]),
         };
-        range.chain(list.iter().copied())
+        (0..len)
+            .map(move |k| start + k * stride)
+            .chain(list.iter().copied())
     }
 
     /// Adds `g` (in order) to the adjoints of the referenced nodes.
     fn accumulate<S: Real>(&self, adj: &mut [S], g: impl IntoIterator<Item = S>) {
         match self {
-            Refs::Range { start, len } => {
-                let (start, len) = (*start as usize, *len as usize);
-                adj[start..start + len]
+            Refs::Strided { start, len, stride } if *len > 0 => {
+                let (start, len, stride) = (*start as usize, *len as usize, *stride as usize);
+                adj[start..=start + (len - 1) * stride]
                     .iter_mut()
+                    .step_by(stride)
                     .zip(g)
                     .for_each(|(a, g)| *a += g);
             }
+            Refs::Strided { .. } => {}
             Refs::List(list) => list.iter().zip(g).for_each(|(&r, g)| accumulate(adj, r, g)),
         }
     }
@@ -647,10 +663,22 @@ mod tests {
     }
 
     #[test]
-    fn consecutive_references_stay_a_range_and_others_become_a_list_in_order() {
+    fn progressions_stay_strided_and_others_become_a_list_in_order() {
         assert!(matches!(
             refs_of(&[5, 6, 7]),
-            Refs::Range { start: 5, len: 3 }
+            Refs::Strided {
+                start: 5,
+                len: 3,
+                stride: 1
+            }
+        ));
+        assert!(matches!(
+            refs_of(&[4, 7, 10, 13]),
+            Refs::Strided {
+                start: 4,
+                len: 4,
+                stride: 3
+            }
         ));
         for rs in [
             &[5, 6, 9, 10][..],
@@ -658,6 +686,7 @@ mod tests {
             &[3, 2],
             &[CONST_BIT | 4, 5],
             &[5, CONST_BIT | 6],
+            &[1, 3, 6],
         ] {
             let got = refs_of(rs);
             assert!(matches!(got, Refs::List(_)), "{rs:?} gave {got:?}");
@@ -671,6 +700,9 @@ mod tests {
         let mut adj = [0.0; 5];
         refs_of(&[1, 2, 3]).accumulate(&mut adj, [1.0, 10.0, 100.0]);
         assert_eq!(adj, [0.0, 1.0, 10.0, 100.0, 0.0]);
+        let mut adj = [0.0; 5];
+        refs_of(&[0, 2, 4]).accumulate(&mut adj, [1.0, 10.0, 100.0]);
+        assert_eq!(adj, [1.0, 0.0, 10.0, 0.0, 100.0]);
         // A constant reference takes nothing; a repeated one takes both.
         let mut adj = [0.0; 5];
         refs_of(&[3, CONST_BIT, 1, 3]).accumulate(&mut adj, [1.0, 10.0, 100.0, 1000.0]);
