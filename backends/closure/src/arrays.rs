@@ -170,6 +170,9 @@ pub(crate) fn apply_rule<S: Real, R: Rule>(
     }
     let shapes: Vec<Vec<usize>> = outputs.iter().map(|o| o.shape().to_vec()).collect();
     let input_shapes: Vec<Vec<usize>> = inputs.iter().map(|x| x.shape().to_vec()).collect();
+    // Clones run user code: before the graph is borrowed (closures given to `with_graph` only
+    // move data).
+    let rule = rule.clone();
     let flat = with_graph::<S, _>(|g| {
         // Constant inputs get no ids: their cotangents are never asked for.
         let input_ids: Vec<Vec<u32>> = inputs
@@ -183,7 +186,6 @@ pub(crate) fn apply_rule<S: Real, R: Rule>(
                 }
             })
             .collect();
-        let rule = rule.clone();
         let shapes = shapes.clone();
         let active = active.clone();
         let pb: ArrayPullback<S> = Box::new(move |out, adj| {
@@ -249,9 +251,10 @@ pub(crate) fn checkpoint<S: Real, C: Segment>(
     if !inputs.iter().any(|x| x.is_active()) {
         return outputs.into_iter().map(Tracked::constant_of).collect();
     }
+    // The clone runs user code: before the graph is borrowed.
+    let segment = segment.clone();
     with_graph::<S, _>(|g| {
         let ids = ids(g, inputs.iter().copied());
-        let segment = segment.clone();
         // Keeps only the inputs; the segment is recomputed when the pullback runs.
         let pb: ArrayPullback<S> = Box::new(move |out, adj| -> Result<()> {
             let (_, pullback) = crate::backend::record_flat::<S>(&xs, |v| segment.eval(v))?;

@@ -133,12 +133,15 @@ impl<S: Real> Recording<S> {
             let epoch = NEXT_EPOCH.fetch_add(1, Ordering::Relaxed).max(1);
             // Keep the buffers a dropped pullback gave back: no allocation, no page faults.
             g.entries.clear();
-            g.arrays.clear();
+            // Array pullbacks hold user rules: any left are dropped after the borrow ends, so
+            // no user code runs while the graph is borrowed (`with_graph` relies on it).
+            let stale: Vec<_> = g.arrays.drain(..).collect();
             g.error = None;
             g.epoch = epoch;
             g.recording = true;
             g.max_entries = max_entries;
             drop(g);
+            drop(stale);
             set_recording(Some(cell));
             Ok(Recording {
                 epoch,

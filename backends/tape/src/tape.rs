@@ -231,7 +231,9 @@ pub(crate) fn begin<S: Real>(max_nodes: usize) -> Result<u32> {
         t.nodes.clear();
         t.values.clear();
         t.consts.clear();
-        t.specials.clear();
+        // Array nodes hold user rules: any left are dropped after the borrow ends, so no user
+        // code runs while the tape is borrowed (`with_tape` relies on it).
+        let stale: Vec<_> = t.specials.drain(..).collect();
         t.guards.clear();
         t.error = None;
         t.unguarded_read = false;
@@ -239,6 +241,7 @@ pub(crate) fn begin<S: Real>(max_nodes: usize) -> Result<u32> {
         t.recording = true;
         t.max_nodes = max_nodes.min(MAX_NODES);
         drop(t);
+        drop(stale);
         set_recording(Some(cell));
         Ok(epoch)
     })
