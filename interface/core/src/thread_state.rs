@@ -206,7 +206,7 @@ macro_rules! per_thread_state {
 mod tests {
     use crate::Real;
 
-    struct Counter<S> {
+    pub(crate) struct Counter<S> {
         seen: Vec<S>,
     }
     impl<S: Real> Counter<S> {
