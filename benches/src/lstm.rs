@@ -58,10 +58,6 @@ impl LstmInput {
     }
 }
 
-fn sigmoid<T: Real>(x: T) -> T {
-    (T::one() + (-x).exp()).recip()
-}
-
 /// The loss: `−Σ_t ⟨sequence[t+1], y_t − lse(y_t)⟩ / ((c − 1) b)` over the LSTM of WORKLOADS.md.
 /// `state` is updated in place over time, as the reference does (a copy is taken here).
 pub fn lstm_objective<T: Real>(
@@ -83,9 +79,9 @@ pub fn lstm_objective<T: Real>(
             for j in 0..b {
                 let h = state[(2 * i) * b + j];
                 let cell = state[(2 * i + 1) * b + j];
-                let f = sigmoid(x[j] * w[j] + bb[j]);
-                let inp = sigmoid(h * w[b + j] + bb[b + j]);
-                let o = sigmoid(x[j] * w[2 * b + j] + bb[2 * b + j]);
+                let f = (x[j] * w[j] + bb[j]).logistic();
+                let inp = (h * w[b + j] + bb[b + j]).logistic();
+                let o = (x[j] * w[2 * b + j] + bb[2 * b + j]).logistic();
                 let g = (h * w[3 * b + j] + bb[3 * b + j]).tanh();
                 let cell = cell * f + inp * g;
                 let h = o * cell.tanh();

@@ -18,19 +18,22 @@ pub enum ScalarFn {
     Powf,
     /// tanh x
     Tanh,
+    /// 1 / (1 + e^(−x)), the engines' logistic primitive
+    Logistic,
     /// |x| at negative x
     Abs,
 }
 
 impl ScalarFn {
     /// Every variant.
-    pub const ALL: [ScalarFn; 7] = [
+    pub const ALL: [ScalarFn; 8] = [
         ScalarFn::Sin,
         ScalarFn::Exp,
         ScalarFn::Log,
         ScalarFn::Powi,
         ScalarFn::Powf,
         ScalarFn::Tanh,
+        ScalarFn::Logistic,
         ScalarFn::Abs,
     ];
 
@@ -43,6 +46,7 @@ impl ScalarFn {
             ScalarFn::Powi => x.powi(3),
             ScalarFn::Powf => x.powf(T::constant(2.5)),
             ScalarFn::Tanh => x.tanh(),
+            ScalarFn::Logistic => x.logistic(),
             ScalarFn::Abs => x.abs(),
         }
     }
@@ -66,6 +70,10 @@ impl ScalarFn {
             ScalarFn::Tanh => {
                 let t = x.tanh();
                 (1.0 - t * t, -2.0 * t * (1.0 - t * t))
+            }
+            ScalarFn::Logistic => {
+                let s = 1.0 / (1.0 + (-x).exp());
+                (s * (1.0 - s), s * (1.0 - s) * (1.0 - 2.0 * s))
             }
             ScalarFn::Abs => (x.signum(), 0.0),
         }

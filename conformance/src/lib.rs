@@ -39,8 +39,8 @@
 //! central finite differences (with a looser tolerance); the tolerance of each engine is in its
 //! [`Profile`].
 //!
-//! * Families: scalar → scalar (sin, exp, ln, powi, powf, tanh, abs away from 0); vector →
-//!   scalar (sum of squares, Rosenbrock, dot with a constant, logsumexp, a loop with a branch);
+//! * Families: scalar → scalar (sin, exp, ln, powi, powf, tanh, logistic, abs away from 0);
+//!   vector → scalar (sum of squares, Rosenbrock, dot with a constant, logsumexp, a loop with a branch);
 //!   vector → vector (elementwise, matrix-vector, cumulative sum); ndarray matrix in and out; a
 //!   derived struct; tuples `(Active, Const, Active)` and all `Const`; empty and one-element
 //!   inputs; a gradient at n = 100 000 (reverse engines).

@@ -339,6 +339,11 @@ impl<S: Real> Real for Tracked<S> {
     }
 
     /// Stops the derivative at every level.
+    fn logistic(self) -> Self {
+        let y = self.value.logistic();
+        self.unary(y, y, |y, g, _| [g * y[0] * (S::one() - y[0]), S::zero()])
+    }
+
     fn stop_gradient(self) -> Self {
         Tracked::constant_of(self.value.stop_gradient())
     }

@@ -339,6 +339,11 @@ impl<T: Real, const N: usize> Real for Dual<T, N> {
         self.re.innermost()
     }
 
+    fn logistic(self) -> Self {
+        let y = self.re.logistic();
+        self.chain(y, y * (T::one() - y))
+    }
+
     fn stop_gradient(self) -> Self {
         Dual::constant_of(self.re.stop_gradient())
     }

@@ -51,6 +51,8 @@ pub(crate) enum Op {
     Ln1p,
     Cbrt,
     Recip,
+    /// The logistic sigmoid ([`Real::logistic`]).
+    Logistic,
     Abs,
     /// `b` holds the exponent as `i32` bits.
     Powi,
@@ -427,6 +429,7 @@ fn sweep_node<S: Real>(data: &TapeData<S>, adj: &mut [S], i: usize) {
             Op::Ln1p => accumulate(adj, a, g / (one + v(a))),
             Op::Cbrt => accumulate(adj, a, g / (S::constant(3.0) * y * y)),
             Op::Recip => accumulate(adj, a, -g * y * y),
+            Op::Logistic => accumulate(adj, a, g * y * (one - y)),
             Op::Abs => {
                 let x = v(a);
                 let s = if x > S::zero() {
@@ -599,6 +602,7 @@ pub(crate) fn eval_op<S: Real>(op: Op, x: S, p: S, b: u32) -> S {
         Op::Ln1p => x.ln_1p(),
         Op::Cbrt => x.cbrt(),
         Op::Recip => x.recip(),
+        Op::Logistic => x.logistic(),
         Op::Abs => x.abs(),
         Op::Powi => x.powi(b as i32),
         Op::Powf => x.powf(p),

@@ -261,6 +261,11 @@ impl<S: Real> Real for Var<S> {
     }
 
     /// Stops the derivative at every level (the value keeps no dependence at all).
+    #[inline]
+    fn logistic(self) -> Self {
+        self.unary(Op::Logistic, self.value.logistic())
+    }
+
     fn stop_gradient(self) -> Self {
         Var::constant_of(self.value.stop_gradient())
     }

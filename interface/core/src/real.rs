@@ -137,6 +137,19 @@ pub trait Real:
         rule.forward(inputs, &inactive).0
     }
 
+    /// The logistic sigmoid `1 / (1 + e^(−x))`. Engines record it as one primitive with
+    /// derivative `y (1 − y)`, as JAX's `logistic` and PyTorch's `sigmoid` are, instead of the
+    /// four operations it is made of.
+    ///
+    /// ```
+    /// use difi_core::Real;
+    /// assert_eq!(0.0_f64.logistic(), 0.5);
+    /// assert!((2.0_f64.logistic() + (-2.0_f64).logistic() - 1.0).abs() < 1e-15);
+    /// ```
+    fn logistic(self) -> Self {
+        (Self::one() + (-self).exp()).recip()
+    }
+
     /// The same value with no derivative: engines cut the dependence here.
     fn stop_gradient(self) -> Self {
         self
