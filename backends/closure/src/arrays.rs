@@ -11,10 +11,6 @@ fn ids<S: Real>(g: &mut Graph<S>, xs: impl IntoIterator<Item = Tracked<S>>) -> V
     xs.into_iter().map(|x| x.operand(g)).collect()
 }
 
-fn any_active(xs: &[u32]) -> bool {
-    xs.iter().any(|&i| i != NO_ID)
-}
-
 /// Registers `pullback` with one output slot per value.
 fn register<S: Real>(
     g: &mut Graph<S>,
@@ -76,21 +72,31 @@ pub(crate) fn dot<S: Real>(
         .iter()
         .zip(b.iter())
         .fold(S::zero(), |s, (x, y)| s + x.value * y.value);
-    if !a.iter().chain(b.iter()).any(|x| x.is_active()) {
+    let (need_a, need_b) = (
+        a.iter().any(|x| x.is_active()),
+        b.iter().any(|x| x.is_active()),
+    );
+    if !(need_a || need_b) {
         return Tracked::constant_of(value);
     }
     with_graph::<S, _>(|g| {
-        let (ia, ib) = (ids(g, a.iter().copied()), ids(g, b.iter().copied()));
-        // a's cotangent needs b's values and the other way round: capture only what is needed.
-        let bv: Vec<S> = if any_active(&ia) {
-            b.iter().map(|x| x.value).collect()
+        // A constant operand gets no ids. a's cotangent needs b's values and the other way
+        // round: capture only what is needed.
+        let (ia, bv): (Vec<u32>, Vec<S>) = if need_a {
+            (
+                ids(g, a.iter().copied()),
+                b.iter().map(|x| x.value).collect(),
+            )
         } else {
-            Vec::new()
+            (Vec::new(), Vec::new())
         };
-        let av: Vec<S> = if any_active(&ib) {
-            a.iter().map(|x| x.value).collect()
+        let (ib, av): (Vec<u32>, Vec<S>) = if need_b {
+            (
+                ids(g, b.iter().copied()),
+                a.iter().map(|x| x.value).collect(),
+            )
         } else {
-            Vec::new()
+            (Vec::new(), Vec::new())
         };
         let pb: ArrayPullback<S> = Box::new(move |out, adj| {
             let g = out[0];
@@ -121,12 +127,25 @@ pub(crate) fn matmul<S: Real>(
     let av = a.mapv(|x| x.value);
     let bv = b.mapv(|x| x.value);
     let values = S::matmul(av.view(), bv.view());
-    if !a.iter().chain(b.iter()).any(|x| x.is_active()) {
+    let (need_a, need_b) = (
+        a.iter().any(|x| x.is_active()),
+        b.iter().any(|x| x.is_active()),
+    );
+    if !(need_a || need_b) {
         return values.mapv(Tracked::constant_of);
     }
     let outs = with_graph::<S, _>(|g| {
-        let (ia, ib) = (ids(g, a.iter().copied()), ids(g, b.iter().copied()));
-        let (need_a, need_b) = (any_active(&ia), any_active(&ib));
+        // A constant operand gets no ids: its cotangent is never computed.
+        let ia = if need_a {
+            ids(g, a.iter().copied())
+        } else {
+            Vec::new()
+        };
+        let ib = if need_b {
+            ids(g, b.iter().copied())
+        } else {
+            Vec::new()
+        };
         let bv = if need_a { Some(bv) } else { None };
         let av = if need_b { Some(av) } else { None };
         let pb: ArrayPullback<S> = Box::new(move |out, adj| {
