@@ -109,7 +109,9 @@ impl<S: Real> Graph<S> {
     }
 }
 
-difi_core::per_thread_state!(Graph, with = with_graph);
+// Safety: every closure given to `with_graph` in this crate only moves data; user code (rule and
+// segment clones, drops of leftover nodes) runs outside them.
+difi_core::per_thread_state!(unsafe Graph, with = with_graph);
 
 static NEXT_EPOCH: AtomicU32 = AtomicU32::new(1);
 

@@ -338,12 +338,13 @@ impl<S: Real> Real for Tracked<S> {
         arrays::apply_rule(rule, inputs)
     }
 
-    /// Stops the derivative at every level.
+    /// One primitive: the pullback keeps `y` and multiplies by `y (1 − y)`.
     fn logistic(self) -> Self {
         let y = self.value.logistic();
         self.unary(y, y, |y, g, _| [g * y[0] * (S::one() - y[0]), S::zero()])
     }
 
+    /// Stops the derivative at every level.
     fn stop_gradient(self) -> Self {
         Tracked::constant_of(self.value.stop_gradient())
     }

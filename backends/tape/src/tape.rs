@@ -209,7 +209,9 @@ pub(crate) fn accumulate<S: Real>(adj: &mut [S], r: u32, g: S) {
     }
 }
 
-difi_core::per_thread_state!(TapeData, with = with_tape);
+// Safety: every closure given to `with_tape` in this crate only moves data; user code (rule and
+// segment clones, drops of leftover nodes) runs outside them.
+difi_core::per_thread_state!(unsafe TapeData, with = with_tape);
 
 static NEXT_EPOCH: AtomicU32 = AtomicU32::new(1);
 

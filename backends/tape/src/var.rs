@@ -260,12 +260,13 @@ impl<S: Real> Real for Var<S> {
         special::apply_rule(rule, inputs)
     }
 
-    /// Stops the derivative at every level (the value keeps no dependence at all).
+    /// One record, its derivative `y (1 − y)` taken from the stored value.
     #[inline]
     fn logistic(self) -> Self {
         self.unary(Op::Logistic, self.value.logistic())
     }
 
+    /// Stops the derivative at every level (the value keeps no dependence at all).
     fn stop_gradient(self) -> Self {
         Var::constant_of(self.value.stop_gradient())
     }

@@ -6,14 +6,20 @@
 /// an engine uses to reach it:
 ///
 /// * `$with(f)` runs `f(&mut $state<S>)`; on the recording state it is one thread-local load,
-///   so per-op closures inline into user code. `f` must only move data: it must not run user
-///   code (a rule's `clone`, a user iterator) or anything that reaches this state again. Debug
-///   builds check that with the owner's `RefCell` flag (a re-entrant call panics, so the test
-///   suites would catch one); release builds skip the flag.
+///   so per-op closures inline into user code.
 /// * `with_owner(f)` / `try_with_owner(f)` give the owner's `RefCell` (`try_` returns `None`
 ///   when the thread is exiting).
 /// * `set_recording(Some(cell))` when a recording begins, `set_recording::<S>(None)` before it
 ///   ends.
+///
+/// # Safety
+///
+/// The invocation is written `per_thread_state!(unsafe State, with = ...)`: by it the engine
+/// promises that every closure it gives to `$with` only moves data. Such a closure runs no
+/// user code (a rule's `clone`, a user iterator, a `Drop` of user data) and nothing that
+/// reaches this state again (`$with`, `with_owner`), and no borrow from `with_owner` is held
+/// around user code. Release builds rely on this and skip the `RefCell` flag on the hot path;
+/// debug builds, which run the test suites, check it (a re-entrant call panics).
 ///
 /// `$state<S>` needs `const fn new() -> Self`. Going through `LocalKey::with` on every scalar
 /// op kept the op out of line and cost the tape engine about 20 ns per node (Rosenbrock,
@@ -30,7 +36,8 @@
 ///         Log { values: Vec::new() }
 ///     }
 /// }
-/// difi_core::per_thread_state!(Log, with = with_log);
+/// // Safety: the closures given to `with_log` below only move data.
+/// difi_core::per_thread_state!(unsafe Log, with = with_log);
 ///
 /// // A recording begins: cache this thread's state for f64, record, and forget it before the
 /// // recording ends.
@@ -44,7 +51,7 @@
 /// ```
 #[macro_export]
 macro_rules! per_thread_state {
-    ($state:ident, with = $with:ident) => {
+    (unsafe $state:ident, with = $with:ident) => {
         ::std::thread_local! {
             static STATE_F64: ::std::cell::RefCell<$state<f64>> =
                 const { ::std::cell::RefCell::new($state::new()) };
@@ -97,12 +104,12 @@ macro_rules! per_thread_state {
             #[cfg(debug_assertions)]
             let result = f(&mut cell.borrow_mut());
             // SAFETY: no other reference to the state exists while `f` runs. Other references
-            // come only from this function and from `with_owner`, which the engines call
-            // outside `f`; `f` only moves data, so it calls neither (nor user code that could),
-            // and debug builds check exactly this with the `RefCell` flag above. The cell is
-            // not borrowed on entry: every borrow of it ends before the function that took it
-            // returns, and none is taken around user code. Skipping the flag here is a tenth
-            // of a scalar op on the tape (Rosenbrock n = 1000: 39 -> 35 us).
+            // come only from this function and from `with_owner`; by the invocation's promise
+            // (see the macro's Safety section) `f` only moves data, so it reaches neither, nor
+            // user code that could, and no `with_owner` borrow is held around user code, so
+            // none is live on entry. Debug builds check exactly this with the `RefCell` flag
+            // above. Skipping the flag here is a tenth of a scalar op on the tape
+            // (Rosenbrock n = 1000: 39 -> 35 us).
             #[cfg(not(debug_assertions))]
             let result = f(unsafe { &mut *cell.as_ptr() });
             result
@@ -214,7 +221,9 @@ mod tests {
             Counter { seen: Vec::new() }
         }
     }
-    crate::per_thread_state!(Counter, with = with_counter);
+    // Safety: the closures below only move data (but for the re-entrant one, which debug
+    // builds catch).
+    crate::per_thread_state!(unsafe Counter, with = with_counter);
 
     /// Release builds trust the engines' closures not to re-enter (they skip the borrow flag);
     /// debug builds, which run the test suites, check it.
