@@ -340,6 +340,11 @@ pub trait Backend: Clone + Debug + Send + Sync + 'static {
     /// Prepares gradients for arguments of this signature; call [`GradientPrep::gradient`] many
     /// times. A call with other activities or shapes returns
     /// [`Error::PreparedShapeMismatch`].
+    ///
+    /// A preparation is for one function. An engine that replays its recording (the tape) does
+    /// not run `f` again while the recording applies, so values `f` captures keep the values
+    /// they had when it was recorded: pass data that changes between calls as a `Const`
+    /// argument instead, which a replay compares (and records anew when it differs).
     fn prepare_gradient<A, F>(&self, f: F, args: A) -> Result<GradientPrep<Self, A::Scalar>>
     where
         A: Args,

@@ -51,7 +51,9 @@ impl<B: Backend, S: Real> GradientPrep<B, S> {
         &self.state
     }
 
-    /// Gradient per argument.
+    /// Gradient per argument. `f` must be the function this was prepared for, capturing the
+    /// same values: a replaying engine answers from its recording without running `f` (see
+    /// [`Backend::prepare_gradient`]).
     pub fn gradient<A, F>(&mut self, f: F, args: A) -> Result<A::Tangents>
     where
         A: Args<Scalar = S>,
