@@ -1,11 +1,11 @@
 //! The `Backend` implementation: one forward pass builds the pullback, which is then applied to
 //! any number of seeds.
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 
 use difi_core::{Args, Backend, Embed, Error, Output, Pullback, Real, Result, Shape};
 
-use crate::graph::{pull_back, with_graph, Entry, Graph, Recording, MAX_ENTRIES, NO_ID};
+use crate::graph::{pull_back, with_graph, Graph, Recording, MAX_ENTRIES, NO_ID};
 use crate::tracked::Tracked;
 
 /// Zygote-style reverse mode: every primitive registers its pullback as it runs; the function's
@@ -117,14 +117,9 @@ impl<S: Real> Pullback<S> for ClosurePullback<S> {
     }
 }
 
-fn input<S: Real>(x: S, epoch: u32, inputs: &mut Vec<u32>) -> Tracked<S> {
-    let id = with_graph::<S, _>(|g| g.push(Entry::leaf()));
-    inputs.push(id);
-    Tracked {
-        value: x,
-        id,
-        epoch,
-    }
+/// One leaf per active input value, pushed in one graph access; returns their ids.
+fn input_leaves<S: Real>(n: usize) -> Vec<u32> {
+    with_graph::<S, _>(|g| g.push_leaves(n))
 }
 
 fn finish<S: Real>(
@@ -164,10 +159,15 @@ pub(crate) fn record_flat<S: Real>(
     f: impl FnOnce(&[Tracked<S>]) -> Vec<Tracked<S>>,
 ) -> Result<(Vec<S>, ClosurePullback<S>)> {
     let rec = Recording::<S>::begin(u32::MAX as usize - 1)?;
-    let mut inputs = Vec::with_capacity(xs.len());
+    let inputs = input_leaves::<S>(xs.len());
     let vars: Vec<Tracked<S>> = xs
         .iter()
-        .map(|&x| input(x, rec.epoch, &mut inputs))
+        .zip(&inputs)
+        .map(|(&value, &id)| Tracked {
+            value,
+            id,
+            epoch: rec.epoch,
+        })
         .collect();
     let outs = f(&vars);
     let values = outs.iter().map(|v| v.value).collect();
@@ -198,16 +198,17 @@ impl Backend for Closure {
     {
         let rec = Recording::<S>::begin(self.max_entries)?;
         let epoch = rec.epoch;
-        let embed = RefCell::new(embed);
-        let mut inputs = Vec::new();
-        let mut count = 0;
+        let mut embed = embed;
+        let mut values = Vec::new();
+        args.visit_active(&mut |a| values.push(embed.active(values.len(), a)));
+        let inputs = input_leaves::<S>(values.len());
+        let mut active = values.iter().zip(&inputs);
         let traced = args.lift(
-            &mut |a| {
-                let x = embed.borrow_mut().active(count, a);
-                count += 1;
-                input(x, epoch, &mut inputs)
+            &mut |_| {
+                let (&value, &id) = active.next().expect("one value per active scalar");
+                Tracked { value, id, epoch }
             },
-            &mut |c| Tracked::constant_of(embed.borrow_mut().constant(c)),
+            &mut |c| Tracked::constant_of(embed.constant(c)),
         );
         let y = f(traced);
         let mut outs = Vec::new();

@@ -99,6 +99,17 @@ impl<S: Real> Graph<S> {
         id as u32
     }
 
+    /// `n` leaves pushed in bulk (consecutive ids), or `NO_ID`s and the overflow error.
+    pub fn push_leaves(&mut self, n: usize) -> Vec<u32> {
+        let first = self.entries.len();
+        if first + n > self.max_entries {
+            return vec![self.overflow(); n];
+        }
+        self.entries
+            .extend(std::iter::repeat_with(Entry::leaf).take(n));
+        (first as u32..(first + n) as u32).collect()
+    }
+
     #[cold]
     #[inline(never)]
     fn overflow(&mut self) -> u32 {

@@ -309,6 +309,12 @@ fn misuse_is_an_error() {
         )
         .unwrap_err();
     assert_eq!(err, Error::TapeOverflow { capacity: 20 });
+    // More inputs than the limit: their leaves are pushed in bulk, before f runs.
+    let err = Closure::default()
+        .with_max_entries(20)
+        .gradient(|x: Vec<Tracked<f64>>| x[0] * x[29], Active(&vec![1.0; 30]))
+        .unwrap_err();
+    assert_eq!(err, Error::TapeOverflow { capacity: 20 });
 }
 
 // The recording graph is reached through a cached pointer (`difi_core::per_thread_state!`);

@@ -4,9 +4,7 @@ use std::cell::Cell;
 
 use difi_core::{Args, Backend, Embed, Error, Identity, Output, Pullback, Real, Result, Shape};
 
-use crate::tape::{
-    self, begin, sweep, sweep_cone, Op, RecordingGuard, TapeData, MAX_NODES, NO_INDEX,
-};
+use crate::tape::{self, begin, sweep, sweep_cone, RecordingGuard, TapeData, MAX_NODES, NO_INDEX};
 use crate::var::Var;
 use ndarray::Array2;
 
@@ -143,11 +141,7 @@ impl<S: Real> Pullback<S> for TapePullback<S> {
 /// Records the active inputs in one tape access (they are the recording's first nodes) and
 /// returns their indices: per-input thread-state access was a tenth of a small gradient.
 fn input_nodes<S: Real>(xs: &[S]) -> Vec<u32> {
-    tape::with_tape::<S, _>(|t| {
-        t.nodes.reserve(xs.len());
-        t.values.reserve(xs.len());
-        xs.iter().map(|&x| t.push(Op::Input, 0, 0, x)).collect()
-    })
+    tape::with_tape::<S, _>(|t| t.push_inputs(xs))
 }
 
 fn finish<S: Real>(
@@ -240,7 +234,7 @@ impl<S: Real> Replay<S> {
 
 fn constants_of<A: Args>(args: &A) -> Vec<A::Scalar> {
     let mut out = Vec::new();
-    let _ = args.lift::<A::Scalar>(&mut |a| a, &mut |c| {
+    let _ = args.lift(&mut |a: A::Scalar| a, &mut |c: A::Scalar| {
         out.push(c);
         c
     });

@@ -158,6 +158,24 @@ impl<S: Real> TapeData<S> {
         i as u32
     }
 
+    /// One `Input` node per value, pushed in bulk (a loop of [`TapeData::push`] reloads the
+    /// lengths after every store); their indices are consecutive.
+    pub fn push_inputs(&mut self, xs: &[S]) -> Vec<u32> {
+        let start = self.nodes.len();
+        if start + xs.len() > self.max_nodes {
+            self.overflow();
+            return vec![NO_INDEX; xs.len()];
+        }
+        let input = Node {
+            op: Op::Input,
+            a: 0,
+            b: 0,
+        };
+        self.nodes.extend(std::iter::repeat_n(input, xs.len()));
+        self.values.extend_from_slice(xs);
+        (start as u32..(start + xs.len()) as u32).collect()
+    }
+
     /// A tracer used outside its recording: an error the running operator returns, or a panic
     /// when no recording is running to carry it. Out of line, off the hot path.
     #[cold]

@@ -593,6 +593,12 @@ fn tape_overflow_is_an_error() {
         )
         .unwrap_err();
     assert_eq!(err, Error::TapeOverflow { capacity: 50 });
+    // More inputs than the limit: they are pushed in bulk, before f runs.
+    let err = Tape::new()
+        .with_max_nodes(50)
+        .gradient(|x: Vec<Var<f64>>| x[0] * x[59], Active(&vec![1.0; 60]))
+        .unwrap_err();
+    assert_eq!(err, Error::TapeOverflow { capacity: 50 });
 }
 
 #[test]

@@ -82,24 +82,24 @@ pub trait Annotated {
     /// The value's shape.
     fn shape(&self) -> Shape;
     /// Visits the value's scalars if active, nothing if constant.
-    fn visit_active(&self, f: &mut dyn FnMut(Self::Scalar));
+    fn visit_active<F: FnMut(Self::Scalar) + ?Sized>(&self, f: &mut F);
     /// The traced form: active scalars through `active`, constant ones through `constant`.
-    fn lift<T: Real>(
+    fn lift<T: Real, FA: FnMut(Self::Scalar) -> T + ?Sized, FC: FnMut(Self::Scalar) -> T + ?Sized>(
         &self,
-        active: &mut dyn FnMut(Self::Scalar) -> T,
-        constant: &mut dyn FnMut(Self::Scalar) -> T,
+        active: &mut FA,
+        constant: &mut FC,
     ) -> Self::Of<T>;
     /// The result slot, with scalars drawn from `next` for an active argument.
-    fn tangent_from(&self, next: &mut dyn FnMut() -> Self::Scalar) -> Self::Tangent;
+    fn tangent_from<G: FnMut() -> Self::Scalar + ?Sized>(&self, next: &mut G) -> Self::Tangent;
     /// A result slot shaped like `template`, scalars drawn from `next`.
-    fn tangent_like(
+    fn tangent_like<G: FnMut() -> Self::Scalar + ?Sized>(
         template: &Self::Tangent,
-        next: &mut dyn FnMut() -> Self::Scalar,
+        next: &mut G,
     ) -> Self::Tangent;
     /// Visits a result slot's scalars; `None` for [`NoTangent`].
     fn tangent_shape(t: &Self::Tangent) -> Option<Shape>;
     /// Visits a result slot's scalars.
-    fn visit_tangent(t: &Self::Tangent, f: &mut dyn FnMut(Self::Scalar));
+    fn visit_tangent<F: FnMut(Self::Scalar) + ?Sized>(t: &Self::Tangent, f: &mut F);
 }
 
 impl<X: Differentiable> Annotated for Active<X> {
@@ -111,26 +111,33 @@ impl<X: Differentiable> Annotated for Active<X> {
     fn shape(&self) -> Shape {
         self.0.shape()
     }
-    fn visit_active(&self, f: &mut dyn FnMut(Self::Scalar)) {
+    fn visit_active<F: FnMut(Self::Scalar) + ?Sized>(&self, f: &mut F) {
         self.0.visit(f)
     }
-    fn lift<T: Real>(
+    fn lift<
+        T: Real,
+        FA: FnMut(Self::Scalar) -> T + ?Sized,
+        FC: FnMut(Self::Scalar) -> T + ?Sized,
+    >(
         &self,
-        active: &mut dyn FnMut(Self::Scalar) -> T,
-        _constant: &mut dyn FnMut(Self::Scalar) -> T,
+        active: &mut FA,
+        _constant: &mut FC,
     ) -> X::Of<T> {
         self.0.map(active)
     }
-    fn tangent_from(&self, next: &mut dyn FnMut() -> Self::Scalar) -> X::Tangent {
+    fn tangent_from<G: FnMut() -> Self::Scalar + ?Sized>(&self, next: &mut G) -> X::Tangent {
         self.0.tangent_from(next)
     }
-    fn tangent_like(template: &X::Tangent, next: &mut dyn FnMut() -> Self::Scalar) -> X::Tangent {
+    fn tangent_like<G: FnMut() -> Self::Scalar + ?Sized>(
+        template: &X::Tangent,
+        next: &mut G,
+    ) -> X::Tangent {
         template.tangent_from(next)
     }
     fn tangent_shape(t: &X::Tangent) -> Option<Shape> {
         Some(t.shape())
     }
-    fn visit_tangent(t: &X::Tangent, f: &mut dyn FnMut(Self::Scalar)) {
+    fn visit_tangent<F: FnMut(Self::Scalar) + ?Sized>(t: &X::Tangent, f: &mut F) {
         t.visit(f)
     }
 }
@@ -144,24 +151,31 @@ impl<X: Differentiable> Annotated for Const<X> {
     fn shape(&self) -> Shape {
         self.0.shape()
     }
-    fn visit_active(&self, _f: &mut dyn FnMut(Self::Scalar)) {}
-    fn lift<T: Real>(
+    fn visit_active<F: FnMut(Self::Scalar) + ?Sized>(&self, _f: &mut F) {}
+    fn lift<
+        T: Real,
+        FA: FnMut(Self::Scalar) -> T + ?Sized,
+        FC: FnMut(Self::Scalar) -> T + ?Sized,
+    >(
         &self,
-        _active: &mut dyn FnMut(Self::Scalar) -> T,
-        constant: &mut dyn FnMut(Self::Scalar) -> T,
+        _active: &mut FA,
+        constant: &mut FC,
     ) -> X::Of<T> {
         self.0.map(constant)
     }
-    fn tangent_from(&self, _next: &mut dyn FnMut() -> Self::Scalar) -> NoTangent {
+    fn tangent_from<G: FnMut() -> Self::Scalar + ?Sized>(&self, _next: &mut G) -> NoTangent {
         NoTangent
     }
-    fn tangent_like(_: &NoTangent, _next: &mut dyn FnMut() -> Self::Scalar) -> NoTangent {
+    fn tangent_like<G: FnMut() -> Self::Scalar + ?Sized>(
+        _: &NoTangent,
+        _next: &mut G,
+    ) -> NoTangent {
         NoTangent
     }
     fn tangent_shape(_: &NoTangent) -> Option<Shape> {
         None
     }
-    fn visit_tangent(_: &NoTangent, _f: &mut dyn FnMut(Self::Scalar)) {}
+    fn visit_tangent<F: FnMut(Self::Scalar) + ?Sized>(_: &NoTangent, _f: &mut F) {}
 }
 
 /// The argument list of a differentiated function: one annotated argument, or a tuple of up to
@@ -180,25 +194,25 @@ pub trait Args {
     /// Activities and shapes.
     fn signature(&self) -> Signature;
     /// Visits the active scalars in order (the order of flat gradients and Jacobian columns).
-    fn visit_active(&self, f: &mut dyn FnMut(Self::Scalar));
+    fn visit_active<F: FnMut(Self::Scalar) + ?Sized>(&self, f: &mut F);
     /// The traced arguments: active scalars through `active` (in visit order), constant ones
     /// through `constant`.
-    fn lift<T: Real>(
+    fn lift<T: Real, FA: FnMut(Self::Scalar) -> T + ?Sized, FC: FnMut(Self::Scalar) -> T + ?Sized>(
         &self,
-        active: &mut dyn FnMut(Self::Scalar) -> T,
-        constant: &mut dyn FnMut(Self::Scalar) -> T,
+        active: &mut FA,
+        constant: &mut FC,
     ) -> Self::Traced<T>;
     /// Per-argument results, active scalars drawn from `next` in visit order.
-    fn tangents_from(&self, next: &mut dyn FnMut() -> Self::Scalar) -> Self::Tangents;
+    fn tangents_from<G: FnMut() -> Self::Scalar + ?Sized>(&self, next: &mut G) -> Self::Tangents;
     /// Per-argument results shaped like `template`.
-    fn tangents_like(
+    fn tangents_like<G: FnMut() -> Self::Scalar + ?Sized>(
         template: &Self::Tangents,
-        next: &mut dyn FnMut() -> Self::Scalar,
+        next: &mut G,
     ) -> Self::Tangents;
     /// Shapes of the active slots of a result tuple (for checking user-given tangents).
     fn tangent_shapes(t: &Self::Tangents) -> Vec<Option<Shape>>;
     /// Visits the scalars of a result tuple in order.
-    fn visit_tangents(t: &Self::Tangents, f: &mut dyn FnMut(Self::Scalar));
+    fn visit_tangents<F: FnMut(Self::Scalar) + ?Sized>(t: &Self::Tangents, f: &mut F);
 
     /// The active scalars, flat.
     fn active_values(&self) -> Vec<Self::Scalar> {
@@ -253,29 +267,36 @@ macro_rules! single_args {
                     shape: Annotated::shape(self),
                 }])
             }
-            fn visit_active(&self, f: &mut dyn FnMut(Self::Scalar)) {
+            fn visit_active<F: FnMut(Self::Scalar) + ?Sized>(&self, f: &mut F) {
                 Annotated::visit_active(self, f)
             }
-            fn lift<T: Real>(
+            fn lift<
+                T: Real,
+                FA: FnMut(Self::Scalar) -> T + ?Sized,
+                FC: FnMut(Self::Scalar) -> T + ?Sized,
+            >(
                 &self,
-                active: &mut dyn FnMut(Self::Scalar) -> T,
-                constant: &mut dyn FnMut(Self::Scalar) -> T,
+                active: &mut FA,
+                constant: &mut FC,
             ) -> X::Of<T> {
                 Annotated::lift(self, active, constant)
             }
-            fn tangents_from(&self, next: &mut dyn FnMut() -> Self::Scalar) -> Self::Tangents {
+            fn tangents_from<G: FnMut() -> Self::Scalar + ?Sized>(
+                &self,
+                next: &mut G,
+            ) -> Self::Tangents {
                 Annotated::tangent_from(self, next)
             }
-            fn tangents_like(
+            fn tangents_like<G: FnMut() -> Self::Scalar + ?Sized>(
                 template: &Self::Tangents,
-                next: &mut dyn FnMut() -> Self::Scalar,
+                next: &mut G,
             ) -> Self::Tangents {
                 <Self as Annotated>::tangent_like(template, next)
             }
             fn tangent_shapes(t: &Self::Tangents) -> Vec<Option<Shape>> {
                 vec![<Self as Annotated>::tangent_shape(t)]
             }
-            fn visit_tangents(t: &Self::Tangents, f: &mut dyn FnMut(Self::Scalar)) {
+            fn visit_tangents<F: FnMut(Self::Scalar) + ?Sized>(t: &Self::Tangents, f: &mut F) {
                 <Self as Annotated>::visit_tangent(t, f)
             }
         }
@@ -301,26 +322,26 @@ macro_rules! tuple_args {
                     $(ArgSignature { active: $rest::ACTIVE, shape: $rest.shape() },)*
                 ])
             }
-            fn visit_active(&self, f: &mut dyn FnMut(Self::Scalar)) {
+            fn visit_active<F: FnMut(Self::Scalar) + ?Sized>(&self, f: &mut F) {
                 let ($first, $($rest,)*) = self;
                 $first.visit_active(f);
                 $($rest.visit_active(f);)*
             }
-            fn lift<T: Real>(
+            fn lift<T: Real, FA: FnMut(Self::Scalar) -> T + ?Sized, FC: FnMut(Self::Scalar) -> T + ?Sized>(
                 &self,
-                active: &mut dyn FnMut(Self::Scalar) -> T,
-                constant: &mut dyn FnMut(Self::Scalar) -> T,
+                active: &mut FA,
+                constant: &mut FC,
             ) -> Self::Traced<T> {
                 let ($first, $($rest,)*) = self;
                 ($first.lift(active, constant), $($rest.lift(active, constant),)*)
             }
-            fn tangents_from(&self, next: &mut dyn FnMut() -> Self::Scalar) -> Self::Tangents {
+            fn tangents_from<G: FnMut() -> Self::Scalar + ?Sized>(&self, next: &mut G) -> Self::Tangents {
                 let ($first, $($rest,)*) = self;
                 ($first.tangent_from(next), $($rest.tangent_from(next),)*)
             }
-            fn tangents_like(
+            fn tangents_like<G: FnMut() -> Self::Scalar + ?Sized>(
                 template: &Self::Tangents,
-                next: &mut dyn FnMut() -> Self::Scalar,
+                next: &mut G,
             ) -> Self::Tangents {
                 let ($first, $($rest,)*) = template;
                 ($first::tangent_like($first, next), $($rest::tangent_like($rest, next),)*)
@@ -329,7 +350,7 @@ macro_rules! tuple_args {
                 let ($first, $($rest,)*) = t;
                 vec![$first::tangent_shape($first) $(, $rest::tangent_shape($rest))*]
             }
-            fn visit_tangents(t: &Self::Tangents, f: &mut dyn FnMut(Self::Scalar)) {
+            fn visit_tangents<F: FnMut(Self::Scalar) + ?Sized>(t: &Self::Tangents, f: &mut F) {
                 let ($first, $($rest,)*) = t;
                 $first::visit_tangent($first, f);
                 $($rest::visit_tangent($rest, f);)*

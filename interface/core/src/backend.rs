@@ -221,7 +221,7 @@ pub trait Backend: Clone + Debug + Send + Sync + 'static {
             engine,
             output_shape: Differentiable::shape(&value),
             template: args.tangents_from(&mut A::Scalar::zero),
-            rebuild: A::tangents_like,
+            rebuild: |template, next| A::tangents_like(template, next),
         };
         Ok((value, pullback))
     }

@@ -103,13 +103,13 @@ pub trait Differentiable {
     fn shape(&self) -> Shape;
 
     /// Visits every scalar in a fixed order (the order of flat gradients and Jacobian columns).
-    fn visit(&self, f: &mut dyn FnMut(Self::Scalar));
+    fn visit<F: FnMut(Self::Scalar) + ?Sized>(&self, f: &mut F);
 
     /// The same structure with every scalar mapped, in [`Differentiable::visit`] order.
-    fn map<T: Real>(&self, f: &mut dyn FnMut(Self::Scalar) -> T) -> Self::Of<T>;
+    fn map<T: Real, F: FnMut(Self::Scalar) -> T + ?Sized>(&self, f: &mut F) -> Self::Of<T>;
 
     /// A tangent of this value's shape whose scalars are drawn from `next`, in visit order.
-    fn tangent_from(&self, next: &mut dyn FnMut() -> Self::Scalar) -> Self::Tangent;
+    fn tangent_from<G: FnMut() -> Self::Scalar + ?Sized>(&self, next: &mut G) -> Self::Tangent;
 }
 
 /// What a differentiated function may return: a structure of tracer scalars `T`.
@@ -124,10 +124,10 @@ pub trait Output<T: Real> {
     fn output_shape(&self) -> Shape;
 
     /// Visits every scalar in a fixed order.
-    fn visit_output(&self, f: &mut dyn FnMut(T));
+    fn visit_output<F: FnMut(T) + ?Sized>(&self, f: &mut F);
 
     /// The same structure over `U`, scalars drawn from `next` in visit order.
-    fn rebuild<U: Real>(&self, next: &mut dyn FnMut() -> U) -> Self::Of<U>;
+    fn rebuild<U: Real, G: FnMut() -> U + ?Sized>(&self, next: &mut G) -> Self::Of<U>;
 }
 
 // ---- scalars ----
@@ -140,13 +140,13 @@ impl<S: Real> Differentiable for S {
     fn shape(&self) -> Shape {
         Shape::Scalar
     }
-    fn visit(&self, f: &mut dyn FnMut(S)) {
+    fn visit<F: FnMut(S) + ?Sized>(&self, f: &mut F) {
         f(*self)
     }
-    fn map<T: Real>(&self, f: &mut dyn FnMut(S) -> T) -> T {
+    fn map<T: Real, F: FnMut(S) -> T + ?Sized>(&self, f: &mut F) -> T {
         f(*self)
     }
-    fn tangent_from(&self, next: &mut dyn FnMut() -> S) -> S {
+    fn tangent_from<G: FnMut() -> S + ?Sized>(&self, next: &mut G) -> S {
         next()
     }
 }
@@ -157,10 +157,10 @@ impl<T: Real> Output<T> for T {
     fn output_shape(&self) -> Shape {
         Shape::Scalar
     }
-    fn visit_output(&self, f: &mut dyn FnMut(T)) {
+    fn visit_output<F: FnMut(T) + ?Sized>(&self, f: &mut F) {
         f(*self)
     }
-    fn rebuild<U: Real>(&self, next: &mut dyn FnMut() -> U) -> U {
+    fn rebuild<U: Real, G: FnMut() -> U + ?Sized>(&self, next: &mut G) -> U {
         next()
     }
 }
@@ -177,13 +177,13 @@ macro_rules! flat_differentiable {
             fn shape(&self) -> Shape {
                 Shape::Array(vec![self.len()])
             }
-            fn visit(&self, f: &mut dyn FnMut(S)) {
+            fn visit<F: FnMut(S) + ?Sized>(&self, f: &mut F) {
                 self.iter().for_each(|&x| f(x))
             }
-            fn map<T: Real>(&self, f: &mut dyn FnMut(S) -> T) -> Vec<T> {
+            fn map<T: Real, F: FnMut(S) -> T + ?Sized>(&self, f: &mut F) -> Vec<T> {
                 self.iter().map(|&x| f(x)).collect()
             }
-            fn tangent_from(&self, next: &mut dyn FnMut() -> S) -> Vec<S> {
+            fn tangent_from<G: FnMut() -> S + ?Sized>(&self, next: &mut G) -> Vec<S> {
                 (0..self.len()).map(|_| next()).collect()
             }
         }
@@ -199,13 +199,13 @@ impl<S: Real, const N: usize> Differentiable for [S; N] {
     fn shape(&self) -> Shape {
         Shape::Array(vec![N])
     }
-    fn visit(&self, f: &mut dyn FnMut(S)) {
+    fn visit<F: FnMut(S) + ?Sized>(&self, f: &mut F) {
         self.iter().for_each(|&x| f(x))
     }
-    fn map<T: Real>(&self, f: &mut dyn FnMut(S) -> T) -> [T; N] {
+    fn map<T: Real, F: FnMut(S) -> T + ?Sized>(&self, f: &mut F) -> [T; N] {
         std::array::from_fn(|i| f(self[i]))
     }
-    fn tangent_from(&self, next: &mut dyn FnMut() -> S) -> [S; N] {
+    fn tangent_from<G: FnMut() -> S + ?Sized>(&self, next: &mut G) -> [S; N] {
         std::array::from_fn(|_| next())
     }
 }
@@ -218,13 +218,13 @@ impl<S: Real, Dt: Data<Elem = S>, D: Dimension> Differentiable for ArrayBase<Dt,
     fn shape(&self) -> Shape {
         Shape::Array(self.shape().to_vec())
     }
-    fn visit(&self, f: &mut dyn FnMut(S)) {
+    fn visit<F: FnMut(S) + ?Sized>(&self, f: &mut F) {
         self.iter().for_each(|&x| f(x))
     }
-    fn map<T: Real>(&self, f: &mut dyn FnMut(S) -> T) -> Array<T, D> {
+    fn map<T: Real, F: FnMut(S) -> T + ?Sized>(&self, f: &mut F) -> Array<T, D> {
         self.mapv(f)
     }
-    fn tangent_from(&self, next: &mut dyn FnMut() -> S) -> Array<S, D> {
+    fn tangent_from<G: FnMut() -> S + ?Sized>(&self, next: &mut G) -> Array<S, D> {
         self.mapv(|_| next())
     }
 }
@@ -239,13 +239,13 @@ macro_rules! reference_differentiable {
             fn shape(&self) -> Shape {
                 Differentiable::shape(&**self)
             }
-            fn visit(&self, f: &mut dyn FnMut(S)) {
+            fn visit<F: FnMut(S) + ?Sized>(&self, f: &mut F) {
                 Differentiable::visit(&**self, f)
             }
-            fn map<T: Real>(&self, f: &mut dyn FnMut(S) -> T) -> Self::Of<T> {
+            fn map<T: Real, F: FnMut(S) -> T + ?Sized>(&self, f: &mut F) -> Self::Of<T> {
                 Differentiable::map(&**self, f)
             }
-            fn tangent_from(&self, next: &mut dyn FnMut() -> S) -> Self::Tangent {
+            fn tangent_from<G: FnMut() -> S + ?Sized>(&self, next: &mut G) -> Self::Tangent {
                 Differentiable::tangent_from(&**self, next)
             }
         }
@@ -261,13 +261,13 @@ impl<S: Real, const N: usize> Differentiable for &[S; N] {
     fn shape(&self) -> Shape {
         Differentiable::shape(&**self)
     }
-    fn visit(&self, f: &mut dyn FnMut(S)) {
+    fn visit<F: FnMut(S) + ?Sized>(&self, f: &mut F) {
         Differentiable::visit(&**self, f)
     }
-    fn map<T: Real>(&self, f: &mut dyn FnMut(S) -> T) -> [T; N] {
+    fn map<T: Real, F: FnMut(S) -> T + ?Sized>(&self, f: &mut F) -> [T; N] {
         Differentiable::map(&**self, f)
     }
-    fn tangent_from(&self, next: &mut dyn FnMut() -> S) -> [S; N] {
+    fn tangent_from<G: FnMut() -> S + ?Sized>(&self, next: &mut G) -> [S; N] {
         Differentiable::tangent_from(&**self, next)
     }
 }
@@ -280,13 +280,13 @@ impl<S: Real, Dt: Data<Elem = S>, D: Dimension> Differentiable for &ArrayBase<Dt
     fn shape(&self) -> Shape {
         Differentiable::shape(*self)
     }
-    fn visit(&self, f: &mut dyn FnMut(S)) {
+    fn visit<F: FnMut(S) + ?Sized>(&self, f: &mut F) {
         Differentiable::visit(*self, f)
     }
-    fn map<T: Real>(&self, f: &mut dyn FnMut(S) -> T) -> Array<T, D> {
+    fn map<T: Real, F: FnMut(S) -> T + ?Sized>(&self, f: &mut F) -> Array<T, D> {
         Differentiable::map(*self, f)
     }
-    fn tangent_from(&self, next: &mut dyn FnMut() -> S) -> Array<S, D> {
+    fn tangent_from<G: FnMut() -> S + ?Sized>(&self, next: &mut G) -> Array<S, D> {
         Differentiable::tangent_from(*self, next)
     }
 }
@@ -297,10 +297,10 @@ impl<T: Real> Output<T> for Vec<T> {
     fn output_shape(&self) -> Shape {
         Shape::Array(vec![self.len()])
     }
-    fn visit_output(&self, f: &mut dyn FnMut(T)) {
+    fn visit_output<F: FnMut(T) + ?Sized>(&self, f: &mut F) {
         self.iter().for_each(|&x| f(x))
     }
-    fn rebuild<U: Real>(&self, next: &mut dyn FnMut() -> U) -> Vec<U> {
+    fn rebuild<U: Real, G: FnMut() -> U + ?Sized>(&self, next: &mut G) -> Vec<U> {
         (0..self.len()).map(|_| next()).collect()
     }
 }
@@ -311,10 +311,10 @@ impl<T: Real, const N: usize> Output<T> for [T; N] {
     fn output_shape(&self) -> Shape {
         Shape::Array(vec![N])
     }
-    fn visit_output(&self, f: &mut dyn FnMut(T)) {
+    fn visit_output<F: FnMut(T) + ?Sized>(&self, f: &mut F) {
         self.iter().for_each(|&x| f(x))
     }
-    fn rebuild<U: Real>(&self, next: &mut dyn FnMut() -> U) -> [U; N] {
+    fn rebuild<U: Real, G: FnMut() -> U + ?Sized>(&self, next: &mut G) -> [U; N] {
         std::array::from_fn(|_| next())
     }
 }
@@ -325,10 +325,10 @@ impl<T: Real, D: Dimension> Output<T> for Array<T, D> {
     fn output_shape(&self) -> Shape {
         Shape::Array(self.shape().to_vec())
     }
-    fn visit_output(&self, f: &mut dyn FnMut(T)) {
+    fn visit_output<F: FnMut(T) + ?Sized>(&self, f: &mut F) {
         self.iter().for_each(|&x| f(x))
     }
-    fn rebuild<U: Real>(&self, next: &mut dyn FnMut() -> U) -> Array<U, D> {
+    fn rebuild<U: Real, G: FnMut() -> U + ?Sized>(&self, next: &mut G) -> Array<U, D> {
         self.mapv(|_| next())
     }
 }
@@ -349,16 +349,16 @@ macro_rules! tuple_values {
                 let ($first, $($rest,)*) = self;
                 Shape::Tuple(vec![$first.shape() $(, $rest.shape())*])
             }
-            fn visit(&self, f: &mut dyn FnMut(Self::Scalar)) {
+            fn visit<F: FnMut(Self::Scalar) + ?Sized>(&self, f: &mut F) {
                 let ($first, $($rest,)*) = self;
                 $first.visit(f);
                 $($rest.visit(f);)*
             }
-            fn map<T: Real>(&self, f: &mut dyn FnMut(Self::Scalar) -> T) -> Self::Of<T> {
+            fn map<T: Real, F: FnMut(Self::Scalar) -> T + ?Sized>(&self, f: &mut F) -> Self::Of<T> {
                 let ($first, $($rest,)*) = self;
                 ($first.map(f), $($rest.map(f),)*)
             }
-            fn tangent_from(&self, next: &mut dyn FnMut() -> Self::Scalar) -> Self::Tangent {
+            fn tangent_from<G: FnMut() -> Self::Scalar + ?Sized>(&self, next: &mut G) -> Self::Tangent {
                 let ($first, $($rest,)*) = self;
                 ($first.tangent_from(next), $($rest.tangent_from(next),)*)
             }
@@ -372,12 +372,12 @@ macro_rules! tuple_values {
                 let ($first, $($rest,)*) = self;
                 Shape::Tuple(vec![$first.output_shape() $(, $rest.output_shape())*])
             }
-            fn visit_output(&self, f: &mut dyn FnMut(T)) {
+            fn visit_output<F: FnMut(T) + ?Sized>(&self, f: &mut F) {
                 let ($first, $($rest,)*) = self;
                 $first.visit_output(f);
                 $($rest.visit_output(f);)*
             }
-            fn rebuild<U: Real>(&self, next: &mut dyn FnMut() -> U) -> Self::Of<U> {
+            fn rebuild<U: Real, G: FnMut() -> U + ?Sized>(&self, next: &mut G) -> Self::Of<U> {
                 let ($first, $($rest,)*) = self;
                 ($first.rebuild(next), $($rest.rebuild(next),)*)
             }

@@ -99,13 +99,13 @@ fn expand(input: &DeriveInput) -> syn::Result<proc_macro2::TokenStream> {
                     fields: vec![#( (#field_strs, #krate::Differentiable::shape(&self.#fields)) ),*],
                 }
             }
-            fn visit(&self, f: &mut dyn FnMut(__S)) {
+            fn visit<__F: FnMut(__S) + ?Sized>(&self, f: &mut __F) {
                 #( #krate::Differentiable::visit(&self.#fields, f); )*
             }
-            fn map<__T: #krate::Real>(&self, f: &mut dyn FnMut(__S) -> __T) -> #name<__T> {
+            fn map<__T: #krate::Real, __F: FnMut(__S) -> __T + ?Sized>(&self, f: &mut __F) -> #name<__T> {
                 #name { #( #fields: #krate::Differentiable::map(&self.#fields, f), )* }
             }
-            fn tangent_from(&self, next: &mut dyn FnMut() -> __S) -> #name<__S> {
+            fn tangent_from<__G: FnMut() -> __S + ?Sized>(&self, next: &mut __G) -> #name<__S> {
                 #name { #( #fields: #krate::Differentiable::tangent_from(&self.#fields, next), )* }
             }
         }
@@ -118,13 +118,13 @@ fn expand(input: &DeriveInput) -> syn::Result<proc_macro2::TokenStream> {
             fn shape(&self) -> #krate::Shape {
                 #krate::Differentiable::shape(*self)
             }
-            fn visit(&self, f: &mut dyn FnMut(__S)) {
+            fn visit<__F: FnMut(__S) + ?Sized>(&self, f: &mut __F) {
                 #krate::Differentiable::visit(*self, f)
             }
-            fn map<__T: #krate::Real>(&self, f: &mut dyn FnMut(__S) -> __T) -> #name<__T> {
+            fn map<__T: #krate::Real, __F: FnMut(__S) -> __T + ?Sized>(&self, f: &mut __F) -> #name<__T> {
                 #krate::Differentiable::map(*self, f)
             }
-            fn tangent_from(&self, next: &mut dyn FnMut() -> __S) -> #name<__S> {
+            fn tangent_from<__G: FnMut() -> __S + ?Sized>(&self, next: &mut __G) -> #name<__S> {
                 #krate::Differentiable::tangent_from(*self, next)
             }
         }
@@ -138,10 +138,10 @@ fn expand(input: &DeriveInput) -> syn::Result<proc_macro2::TokenStream> {
                     fields: vec![#( (#field_strs, #krate::Output::<__T>::output_shape(&self.#fields)) ),*],
                 }
             }
-            fn visit_output(&self, f: &mut dyn FnMut(__T)) {
+            fn visit_output<__F: FnMut(__T) + ?Sized>(&self, f: &mut __F) {
                 #( #krate::Output::<__T>::visit_output(&self.#fields, f); )*
             }
-            fn rebuild<__U: #krate::Real>(&self, next: &mut dyn FnMut() -> __U) -> #name<__U> {
+            fn rebuild<__U: #krate::Real, __G: FnMut() -> __U + ?Sized>(&self, next: &mut __G) -> #name<__U> {
                 #name { #( #fields: #krate::Output::<__T>::rebuild(&self.#fields, next), )* }
             }
         }
