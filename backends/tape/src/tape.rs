@@ -35,7 +35,9 @@ pub(crate) enum Op {
     Ln,
     Log2,
     Log10,
+    /// `b` refers to the derivative `cos a`, a constant-pool entry made with the node.
     Sin,
+    /// `b` refers to the derivative `−sin a`, as for `Sin`.
     Cos,
     Tan,
     Asin,
@@ -415,8 +417,8 @@ fn sweep_node<S: Real>(data: &TapeData<S>, adj: &mut [S], i: usize) {
             Op::Ln => accumulate(adj, a, g / v(a)),
             Op::Log2 => accumulate(adj, a, g / (v(a) * S::LN_2())),
             Op::Log10 => accumulate(adj, a, g / (v(a) * S::LN_10())),
-            Op::Sin => accumulate(adj, a, g * v(a).cos()),
-            Op::Cos => accumulate(adj, a, -g * v(a).sin()),
+            // `b` refers to the derivative, recorded with the node.
+            Op::Sin | Op::Cos => accumulate(adj, a, g * v(b)),
             Op::Tan => accumulate(adj, a, g * (one + y * y)),
             Op::Asin => {
                 let x = v(a);
@@ -592,6 +594,17 @@ pub(crate) fn sweep_cone<S: Real>(
     }
 }
 
+/// Value and derivative of a `Sin` or `Cos` node at `x`, from one `sin_cos`.
+#[inline]
+pub(crate) fn sin_cos_node<S: Real>(op: Op, x: S) -> (S, S) {
+    let (s, c) = x.sin_cos();
+    if op == Op::Sin {
+        (s, c)
+    } else {
+        (c, -s)
+    }
+}
+
 /// Recomputes one scalar op's value from its operands.
 pub(crate) fn eval_op<S: Real>(op: Op, x: S, p: S, b: u32) -> S {
     match op {
@@ -606,8 +619,7 @@ pub(crate) fn eval_op<S: Real>(op: Op, x: S, p: S, b: u32) -> S {
         Op::Ln => x.ln(),
         Op::Log2 => x.log2(),
         Op::Log10 => x.log10(),
-        Op::Sin => x.sin(),
-        Op::Cos => x.cos(),
+        Op::Sin | Op::Cos => sin_cos_node(op, x).0,
         Op::Tan => x.tan(),
         Op::Asin => x.asin(),
         Op::Acos => x.acos(),
@@ -700,7 +712,15 @@ pub(crate) fn replay<S: Real>(data: &mut TapeData<S>, inputs: &[u32], new_inputs
                 } else {
                     S::zero()
                 };
-                data.values[i] = eval_op(op, x, p, b);
+                data.values[i] = match op {
+                    // The derivative beside the node changes with x too.
+                    Op::Sin | Op::Cos => {
+                        let (y, d) = sin_cos_node(op, x);
+                        data.consts[(b & !CONST_BIT) as usize] = d;
+                        y
+                    }
+                    _ => eval_op(op, x, p, b),
+                };
             }
         }
         i += 1;

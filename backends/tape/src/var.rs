@@ -8,7 +8,7 @@ use ndarray::{Array1, Array2, ArrayD, ArrayView1, ArrayView2, ArrayViewD};
 use num_traits::Float;
 
 use crate::special;
-use crate::tape::{with_tape, Guard, Op, NO_INDEX};
+use crate::tape::{sin_cos_node, with_tape, Guard, Op, NO_INDEX};
 
 /// The tape engine's tracer: a value of base scalar `S` and, when it depends on an active
 /// input, its index on this thread's tape for `S`. 16 bytes for `S = f64`.
@@ -76,6 +76,22 @@ impl<S: Real> Var<S> {
             Var {
                 value,
                 index: t.push(op, self.index, imm, value),
+                epoch: t.epoch,
+            }
+        })
+    }
+
+    /// Records `op` on an active operand with its derivative `d` in the constant pool (`b`
+    /// refers to it): ops whose derivative costs a libm call (sin, cos) pay it once, here,
+    /// instead of in every sweep.
+    #[inline]
+    fn record_unary_with_derivative(self, op: Op, value: S, d: S) -> Self {
+        with_tape::<S, _>(|t| {
+            self.check(t);
+            let d = t.push_const(d);
+            Var {
+                value,
+                index: t.push(op, self.index, d, value),
                 epoch: t.epoch,
             }
         })
@@ -184,11 +200,27 @@ impl<S: Real> Float for Var<S> {
     difi_core::float_passthrough_methods!(value, Var::constant_of);
     unary_ops!(floor => Floor, ceil => Ceil, round => Round, trunc => Trunc, fract => Fract,
         abs => Abs, signum => Signum, sqrt => Sqrt, exp => Exp, exp2 => Exp2, ln => Ln,
-        log2 => Log2, log10 => Log10, cbrt => Cbrt, sin => Sin, cos => Cos, tan => Tan,
+        log2 => Log2, log10 => Log10, cbrt => Cbrt, tan => Tan,
         asin => Asin, acos => Acos, atan => Atan, exp_m1 => ExpM1, ln_1p => Ln1p, sinh => Sinh,
         cosh => Cosh, tanh => Tanh, asinh => Asinh, acosh => Acosh, atanh => Atanh,
         recip => Recip);
 
+    /// Records `cos x` beside the node (one `sin_cos` call), so the sweep does no libm call.
+    fn sin(self) -> Self {
+        if !self.is_active() {
+            return Var::constant_of(self.value.sin());
+        }
+        let (y, d) = sin_cos_node(Op::Sin, self.value);
+        self.record_unary_with_derivative(Op::Sin, y, d)
+    }
+    /// Records `−sin x` beside the node, as `sin` records `cos x`.
+    fn cos(self) -> Self {
+        if !self.is_active() {
+            return Var::constant_of(self.value.cos());
+        }
+        let (y, d) = sin_cos_node(Op::Cos, self.value);
+        self.record_unary_with_derivative(Op::Cos, y, d)
+    }
     fn powi(self, n: i32) -> Self {
         self.record_unary(Op::Powi, n as u32, self.value.powi(n))
     }

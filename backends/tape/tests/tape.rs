@@ -321,6 +321,28 @@ fn branchy<T: Real>(x: &[T]) -> T {
 }
 
 #[test]
+fn replayed_sin_and_cos_use_derivatives_at_the_new_point() {
+    // sin and cos record their derivative beside the node; a replay must renew it.
+    let f = |x: Vec<Var<f64>>| x[0].sin() * x[1].cos() + x[0].cos().sin();
+    let want = |x: [f64; 2]| {
+        [
+            x[0].cos() * x[1].cos() - x[0].cos().cos() * x[0].sin(),
+            -x[0].sin() * x[1].sin(),
+        ]
+    };
+    let mut prep = Tape::new()
+        .prepare_gradient(f, Active(&vec![0.3, 0.4]))
+        .unwrap();
+    for x in [[1.1, -0.7], [2.5, 0.9]] {
+        let g = prep.gradient(f, Active(&x.to_vec())).unwrap();
+        for (a, b) in g.iter().zip(want(x)) {
+            assert!((a - b).abs() < 1e-14, "{g:?} vs {:?}", want(x));
+        }
+    }
+    assert_eq!(prep.state().replays(), 2);
+}
+
+#[test]
 fn prepared_gradient_replays_and_rerecords_when_a_guard_fails() {
     let b = Tape::new();
     let f = |x: Vec<Var<f64>>| branchy(&x);
