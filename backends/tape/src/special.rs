@@ -165,8 +165,36 @@ impl Refs {
     }
 }
 
+/// The references of `xs` when every one is an active tracer of recording `epoch` and their
+/// indices form an arithmetic progression (inputs, one node's outputs, a map recording k nodes
+/// per element), found in one pass without branches per element; `None` otherwise.
+fn progression<S: Real>(xs: impl Iterator<Item = Var<S>> + Clone, epoch: u32) -> Option<Refs> {
+    let mut it = xs.clone();
+    let start = it.next()?.index;
+    let stride = match it.next() {
+        Some(second) if second.index > start => second.index - start,
+        Some(_) => return None,
+        None => 1,
+    };
+    let (mut expect, mut ok, mut len) = (start as u64, true, 0u32);
+    for x in xs {
+        ok &= (x.index as u64 == expect) & (x.epoch == epoch);
+        expect += stride as u64;
+        len += 1;
+    }
+    // The last index below CONST_BIT: every one is a node, none a constant or NO_INDEX.
+    (ok && expect - (stride as u64) < CONST_BIT as u64).then_some(Refs::Strided {
+        start,
+        len,
+        stride,
+    })
+}
+
 /// Operand references for tracers (constants go to the constant pool), checking epochs.
-fn refs<S: Real>(t: &mut TapeData<S>, xs: impl IntoIterator<Item = Var<S>>) -> Refs {
+fn refs<S: Real>(t: &mut TapeData<S>, xs: impl Iterator<Item = Var<S>> + Clone) -> Refs {
+    if let Some(refs) = progression(xs.clone(), t.epoch) {
+        return refs;
+    }
     let mut out = Refs::default();
     for v in xs {
         out.push(if v.is_active() {
@@ -215,6 +243,11 @@ pub(crate) fn sum<S: Real>(xs: ArrayView1<'_, Var<S>>) -> Var<S> {
     // One pass: the value in order (as the primal sums), the active elements' references, and
     // the constants' sum, which is fixed for this recording.
     let (value, node) = with_tape::<S, _>(|t| {
+        if let Some(refs) = progression(xs.iter().copied(), t.epoch) {
+            let value = xs.iter().fold(S::zero(), |s, x| s + x.value);
+            let constant = t.push_const(S::zero());
+            return (value, Some(SumNode { refs, constant }));
+        }
         let (mut value, mut constant) = (S::zero(), S::zero());
         let mut refs = Refs::default();
         let mut stale = false;
@@ -600,8 +633,8 @@ pub(crate) fn hook<S: Real, H: Hook>(x: Var<S>, hook: H) -> Var<S> {
     if !x.is_active() {
         return x;
     }
-    let input =
-        with_tape::<S, _>(|t| refs(t, [x]).iter().next()).expect("one reference for one tracer");
+    let input = with_tape::<S, _>(|t| refs(t, [x].into_iter()).iter().next())
+        .expect("one reference for one tracer");
     push_special(Box::new(HookNode { input, hook }), [x.value])[0]
 }
 
@@ -693,6 +726,49 @@ mod tests {
             assert_eq!(got.iter().collect::<Vec<_>>(), rs);
         }
         assert!(refs_of(&[]).is_empty());
+    }
+
+    #[test]
+    fn progression_takes_only_active_tracers_of_this_recording_in_step() {
+        let vars = |indices: &[u32], epoch: u32| -> Vec<Var<f64>> {
+            indices
+                .iter()
+                .map(|&index| Var {
+                    value: 1.0,
+                    index,
+                    epoch,
+                })
+                .collect()
+        };
+        let of = |xs: &[Var<f64>]| progression(xs.iter().copied(), 7);
+        assert!(matches!(
+            of(&vars(&[4, 7, 10, 13], 7)),
+            Some(Refs::Strided {
+                start: 4,
+                len: 4,
+                stride: 3
+            })
+        ));
+        assert!(matches!(
+            of(&vars(&[9], 7)),
+            Some(Refs::Strided {
+                start: 9,
+                len: 1,
+                ..
+            })
+        ));
+        // Out of step, repeated, descending, a constant, another recording's tracer, nothing.
+        for xs in [
+            vars(&[4, 7, 11], 7),
+            vars(&[4, 4], 7),
+            vars(&[5, 4], 7),
+            vars(&[4, NO_INDEX], 7),
+            vars(&[NO_INDEX], 7),
+            vars(&[4, 5], 6),
+            vars(&[], 7),
+        ] {
+            assert!(of(&xs).is_none(), "{xs:?}");
+        }
     }
 
     #[test]
