@@ -42,8 +42,9 @@
 //! * Families: scalar → scalar (sin, exp, ln, powi, powf, tanh, logistic, abs away from 0);
 //!   vector → scalar (sum of squares, Rosenbrock, dot with a constant, logsumexp, a loop with a
 //!   branch); vector → vector (elementwise, matrix-vector, cumulative sum); ndarray matrix in
-//!   and out; a derived struct; tuples `(Active, Const, Active)` and all `Const`; empty and
-//!   one-element inputs; a gradient at n = 100 000 (reverse engines).
+//!   and out, also transposed (Fortran order); a derived struct; tuples
+//!   `(Active, Const, Active)` and all `Const`; empty and one-element inputs; a gradient at
+//!   n = 100 000 (reverse engines).
 //! * Every operator with its value variant and its prepared form: prepared at another point,
 //!   each prepared call made twice, and a call with another shape (or activity, or arity)
 //!   returns the documented error. Inputs are compared before and after calls.

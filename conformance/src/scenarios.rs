@@ -517,6 +517,50 @@ pub(crate) fn first_order<B: Backend>(b: &B, profile: &Profile, r: &mut Runner<'
         Ok(worst)
     });
 
+    // ---- non-standard layouts: a transposed (Fortran-order) matrix in and out ----
+    // Scalars are visited in logical (row-major) order whatever the memory order; an engine
+    // that fills arrays in memory order puts values and derivatives in the wrong places.
+    let at = a.clone().reversed_axes();
+    let at_std = at.as_standard_layout().into_owned();
+    r.run("matrix/transposed-input/jacobian".into(), tol, || {
+        let (y, j) = b
+            .value_and_jacobian(|x: Array2<_>| matrix_map(&x), Active(&at))
+            .map_err(err)?;
+        Ok(rel(&elements(&y), &elements(&matrix_map(&at_std)))
+            .max(rel(&elements(&j), &elements(&matrix_map_jacobian(&at_std)))))
+    });
+    r.run("matrix/transposed-input/gradient".into(), tol, || {
+        let g = b
+            .gradient(|x: Array2<_>| matrix_map(&x).sum(), Active(&at))
+            .map_err(err)?;
+        let want = matrix_map_jacobian(&at_std).sum_axis(ndarray::Axis(0));
+        Ok(rel(&elements(&g), want.as_slice().unwrap()))
+    });
+    r.run("matrix/transposed-input/pullback".into(), tol, || {
+        let (_, pb) = b
+            .pullback(|x: Array2<_>| matrix_map(&x), Active(&at))
+            .map_err(err)?;
+        let seed = Array2::from_shape_fn((2, 3), |(i, j)| (i + 2 * j) as f64 - 1.5).reversed_axes();
+        let g = pb.apply(&seed).map_err(err)?;
+        let want = matrix_map_jacobian(&at_std)
+            .t()
+            .dot(&Array1::from_iter(seed.iter().copied()));
+        Ok(rel(&elements(&g), want.as_slice().unwrap()))
+    });
+    r.run("matrix/transposed-output/jacobian".into(), tol, || {
+        let (y, j) = b
+            .value_and_jacobian(|x: Array2<_>| matrix_map(&x).reversed_axes(), Active(&a))
+            .map_err(err)?;
+        let (m, n) = a.dim();
+        // Output element (q, p) of the transpose is element (p, q) of matrix_map.
+        let full = matrix_map_jacobian(&a);
+        let want = Array2::from_shape_fn((m * n, m * n), |(r, c)| full[[(r % m) * n + r / m, c]]);
+        Ok(
+            rel(&elements(&y), &elements(&matrix_map(&a).t().to_owned()))
+                .max(rel(&elements(&j), &elements(&want))),
+        )
+    });
+
     // ---- a derived struct ----
     r.run("struct/particle/gradient".into(), tol, || {
         let p = Particle {

@@ -199,17 +199,16 @@ impl Backend for Closure {
         let rec = Recording::<S>::begin(self.max_entries)?;
         let epoch = rec.epoch;
         let mut embed = embed;
-        let mut values = Vec::new();
-        args.visit_active(&mut |a| values.push(embed.active(values.len(), a)));
+        let values = args.embed_active(&mut embed);
         let inputs = input_leaves::<S>(values.len());
-        let mut active = values.iter().zip(&inputs);
-        let traced = args.lift(
-            &mut |_| {
-                let (&value, &id) = active.next().expect("one value per active scalar");
-                Tracked { value, id, epoch }
-            },
-            &mut |c| Tracked::constant_of(embed.constant(c)),
-        );
+        let mut tracked =
+            values
+                .iter()
+                .zip(&inputs)
+                .map(|(&value, &id)| Tracked { value, id, epoch });
+        let traced = args.lift_from_iter(&mut tracked, &mut |c| {
+            Tracked::constant_of(embed.constant(c))
+        });
         let y = f(traced);
         let mut outs = Vec::new();
         y.visit_output(&mut |v| outs.push(v));

@@ -273,21 +273,14 @@ impl Backend for Tape {
         let epoch = begin::<S>(self.max_nodes)?;
         let guard = RecordingGuard::<S>::new();
         let mut embed = embed;
-        let mut values = Vec::new();
-        args.visit_active(&mut |a| values.push(embed.active(values.len(), a)));
+        let values = args.embed_active(&mut embed);
         let inputs = input_nodes(&values);
-        let mut active = values.iter().zip(&inputs);
-        let traced = args.lift(
-            &mut |_| {
-                let (&value, &index) = active.next().expect("one value per active scalar");
-                Var {
-                    value,
-                    index,
-                    epoch,
-                }
-            },
-            &mut |c| Var::constant_of(embed.constant(c)),
-        );
+        let mut vars = values.iter().zip(&inputs).map(|(&value, &index)| Var {
+            value,
+            index,
+            epoch,
+        });
+        let traced = args.lift_from_iter(&mut vars, &mut |c| Var::constant_of(embed.constant(c)));
         let y = f(traced);
         let mut outs = Vec::new();
         y.visit_output(&mut |v| outs.push(v));

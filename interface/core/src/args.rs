@@ -100,6 +100,17 @@ pub trait Annotated {
     fn tangent_shape(t: &Self::Tangent) -> Option<Shape>;
     /// Visits a result slot's scalars.
     fn visit_tangent<F: FnMut(Self::Scalar) + ?Sized>(t: &Self::Tangent, f: &mut F);
+    /// Appends the value's scalars to `out` if active, nothing if constant.
+    fn extend_active(&self, out: &mut Vec<Self::Scalar>);
+    /// The traced form: active scalars taken in order from `active`, constant ones through
+    /// `constant`.
+    fn lift_from_iter<T: Real, I: Iterator<Item = T>, FC: FnMut(Self::Scalar) -> T + ?Sized>(
+        &self,
+        active: &mut I,
+        constant: &mut FC,
+    ) -> Self::Of<T>;
+    /// The result slot, with scalars taken from `src` for an active argument.
+    fn tangent_from_iter<I: Iterator<Item = Self::Scalar>>(&self, src: &mut I) -> Self::Tangent;
 }
 
 impl<X: Differentiable> Annotated for Active<X> {
@@ -140,6 +151,19 @@ impl<X: Differentiable> Annotated for Active<X> {
     fn visit_tangent<F: FnMut(Self::Scalar) + ?Sized>(t: &X::Tangent, f: &mut F) {
         t.visit(f)
     }
+    fn extend_active(&self, out: &mut Vec<Self::Scalar>) {
+        self.0.extend_scalars(out)
+    }
+    fn lift_from_iter<T: Real, I: Iterator<Item = T>, FC: FnMut(Self::Scalar) -> T + ?Sized>(
+        &self,
+        active: &mut I,
+        _constant: &mut FC,
+    ) -> X::Of<T> {
+        self.0.of_from_iter(active)
+    }
+    fn tangent_from_iter<I: Iterator<Item = Self::Scalar>>(&self, src: &mut I) -> X::Tangent {
+        self.0.tangent_from_iter(src)
+    }
 }
 
 impl<X: Differentiable> Annotated for Const<X> {
@@ -176,6 +200,17 @@ impl<X: Differentiable> Annotated for Const<X> {
         None
     }
     fn visit_tangent<F: FnMut(Self::Scalar) + ?Sized>(_: &NoTangent, _f: &mut F) {}
+    fn extend_active(&self, _out: &mut Vec<Self::Scalar>) {}
+    fn lift_from_iter<T: Real, I: Iterator<Item = T>, FC: FnMut(Self::Scalar) -> T + ?Sized>(
+        &self,
+        _active: &mut I,
+        constant: &mut FC,
+    ) -> X::Of<T> {
+        self.0.map(constant)
+    }
+    fn tangent_from_iter<I: Iterator<Item = Self::Scalar>>(&self, _src: &mut I) -> NoTangent {
+        NoTangent
+    }
 }
 
 /// The argument list of a differentiated function: one annotated argument, or a tuple of up to
@@ -213,11 +248,31 @@ pub trait Args {
     fn tangent_shapes(t: &Self::Tangents) -> Vec<Option<Shape>>;
     /// Visits the scalars of a result tuple in order.
     fn visit_tangents<F: FnMut(Self::Scalar) + ?Sized>(t: &Self::Tangents, f: &mut F);
+    /// Appends the active scalars to `out`, in visit order (flat values copy in bulk).
+    fn extend_active(&self, out: &mut Vec<Self::Scalar>);
+    /// The traced arguments: active scalars taken in visit order from `active`, constant ones
+    /// through `constant`. A flat value collects its part of `active` in one loop.
+    fn lift_from_iter<T: Real, I: Iterator<Item = T>, FC: FnMut(Self::Scalar) -> T + ?Sized>(
+        &self,
+        active: &mut I,
+        constant: &mut FC,
+    ) -> Self::Traced<T>;
+    /// Per-argument results, active scalars taken from `src` in visit order.
+    fn tangents_from_iter<I: Iterator<Item = Self::Scalar>>(&self, src: &mut I) -> Self::Tangents;
 
     /// The active scalars, flat.
     fn active_values(&self) -> Vec<Self::Scalar> {
         let mut out = Vec::new();
-        self.visit_active(&mut |x| out.push(x));
+        self.extend_active(&mut out);
+        out
+    }
+
+    /// The active scalars at an engine's base scalar, flat: `embed.active(k, x)` for the
+    /// `k`-th.
+    fn embed_active<S: Real, E: Embed<Self::Scalar, S>>(&self, embed: &mut E) -> Vec<S> {
+        // One vector: a flat copy first would double the memory of a large argument.
+        let mut out = Vec::new();
+        self.visit_active(&mut |x| out.push(embed.active(out.len(), x)));
         out
     }
 
@@ -246,11 +301,7 @@ pub trait Args {
 
     /// Per-argument results from a flat vector of active scalars.
     fn tangents_from_flat(&self, flat: &[Self::Scalar]) -> Self::Tangents {
-        let mut it = flat.iter().copied();
-        self.tangents_from(&mut || {
-            it.next()
-                .expect("flat tangent shorter than the active arguments")
-        })
+        self.tangents_from_iter(&mut flat.iter().copied())
     }
 }
 
@@ -299,6 +350,26 @@ macro_rules! single_args {
             fn visit_tangents<F: FnMut(Self::Scalar) + ?Sized>(t: &Self::Tangents, f: &mut F) {
                 <Self as Annotated>::visit_tangent(t, f)
             }
+            fn extend_active(&self, out: &mut Vec<Self::Scalar>) {
+                Annotated::extend_active(self, out)
+            }
+            fn lift_from_iter<
+                T: Real,
+                I: Iterator<Item = T>,
+                FC: FnMut(Self::Scalar) -> T + ?Sized,
+            >(
+                &self,
+                active: &mut I,
+                constant: &mut FC,
+            ) -> X::Of<T> {
+                Annotated::lift_from_iter(self, active, constant)
+            }
+            fn tangents_from_iter<I: Iterator<Item = Self::Scalar>>(
+                &self,
+                src: &mut I,
+            ) -> Self::Tangents {
+                Annotated::tangent_from_iter(self, src)
+            }
         }
     };
 }
@@ -327,7 +398,11 @@ macro_rules! tuple_args {
                 $first.visit_active(f);
                 $($rest.visit_active(f);)*
             }
-            fn lift<T: Real, FA: FnMut(Self::Scalar) -> T + ?Sized, FC: FnMut(Self::Scalar) -> T + ?Sized>(
+            fn lift<
+                T: Real,
+                FA: FnMut(Self::Scalar) -> T + ?Sized,
+                FC: FnMut(Self::Scalar) -> T + ?Sized,
+            >(
                 &self,
                 active: &mut FA,
                 constant: &mut FC,
@@ -335,7 +410,10 @@ macro_rules! tuple_args {
                 let ($first, $($rest,)*) = self;
                 ($first.lift(active, constant), $($rest.lift(active, constant),)*)
             }
-            fn tangents_from<G: FnMut() -> Self::Scalar + ?Sized>(&self, next: &mut G) -> Self::Tangents {
+            fn tangents_from<G: FnMut() -> Self::Scalar + ?Sized>(
+                &self,
+                next: &mut G,
+            ) -> Self::Tangents {
                 let ($first, $($rest,)*) = self;
                 ($first.tangent_from(next), $($rest.tangent_from(next),)*)
             }
@@ -354,6 +432,33 @@ macro_rules! tuple_args {
                 let ($first, $($rest,)*) = t;
                 $first::visit_tangent($first, f);
                 $($rest::visit_tangent($rest, f);)*
+            }
+            fn extend_active(&self, out: &mut Vec<Self::Scalar>) {
+                let ($first, $($rest,)*) = self;
+                $first.extend_active(out);
+                $($rest.extend_active(out);)*
+            }
+            fn lift_from_iter<
+                T: Real,
+                I: Iterator<Item = T>,
+                FC: FnMut(Self::Scalar) -> T + ?Sized,
+            >(
+                &self,
+                active: &mut I,
+                constant: &mut FC,
+            ) -> Self::Traced<T> {
+                let ($first, $($rest,)*) = self;
+                (
+                    $first.lift_from_iter(active, constant),
+                    $($rest.lift_from_iter(active, constant),)*
+                )
+            }
+            fn tangents_from_iter<I: Iterator<Item = Self::Scalar>>(
+                &self,
+                src: &mut I,
+            ) -> Self::Tangents {
+                let ($first, $($rest,)*) = self;
+                ($first.tangent_from_iter(src), $($rest.tangent_from_iter(src),)*)
             }
         }
     };

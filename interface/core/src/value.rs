@@ -110,6 +110,49 @@ pub trait Differentiable {
 
     /// A tangent of this value's shape whose scalars are drawn from `next`, in visit order.
     fn tangent_from<G: FnMut() -> Self::Scalar + ?Sized>(&self, next: &mut G) -> Self::Tangent;
+
+    /// Appends every scalar to `out`, in visit order. Flat values copy in bulk; the default
+    /// goes through [`Differentiable::visit`].
+    fn extend_scalars(&self, out: &mut Vec<Self::Scalar>) {
+        self.visit(&mut |s| out.push(s))
+    }
+
+    /// The same structure over `T`, its scalars taken in visit order from `src`. A flat value
+    /// collects its part in one loop; the default goes through [`Differentiable::map`].
+    ///
+    /// # Panics
+    ///
+    /// If `src` ends before this value's scalars do.
+    fn of_from_iter<T: Real, I: Iterator<Item = T>>(&self, src: &mut I) -> Self::Of<T> {
+        self.map(&mut |_| src.next().expect(SHORT))
+    }
+
+    /// A tangent of this value's shape, its scalars taken in visit order from `src`. A flat
+    /// value collects its part in one loop.
+    ///
+    /// # Panics
+    ///
+    /// If `src` ends before this value's scalars do.
+    fn tangent_from_iter<I: Iterator<Item = Self::Scalar>>(&self, src: &mut I) -> Self::Tangent {
+        self.tangent_from(&mut || src.next().expect(SHORT))
+    }
+}
+
+const SHORT: &str = "fewer scalars than the value holds";
+
+/// A standard-layout array of shape `dim` filled in logical (row-major) order, the order
+/// [`Differentiable::visit`] follows. `mapv` follows memory order instead, which differs for a
+/// transposed or Fortran-order array, so values drawn in order from a sequence would land in
+/// the wrong places.
+fn in_logical_order<T, D: Dimension>(dim: D, items: impl Iterator<Item = T>) -> Array<T, D> {
+    Array::from_shape_vec(dim, items.collect()).expect("one item per element")
+}
+
+/// The next `n` items of `src`, collected in one loop.
+fn collect_n<T, I: Iterator<Item = T>>(src: &mut I, n: usize) -> Vec<T> {
+    let out: Vec<T> = src.by_ref().take(n).collect();
+    assert_eq!(out.len(), n, "{SHORT}");
+    out
 }
 
 /// What a differentiated function may return: a structure of tracer scalars `T`.
@@ -186,6 +229,15 @@ macro_rules! flat_differentiable {
             fn tangent_from<G: FnMut() -> S + ?Sized>(&self, next: &mut G) -> Vec<S> {
                 (0..self.len()).map(|_| next()).collect()
             }
+            fn extend_scalars(&self, out: &mut Vec<S>) {
+                out.extend_from_slice(self)
+            }
+            fn of_from_iter<T: Real, I: Iterator<Item = T>>(&self, src: &mut I) -> Vec<T> {
+                collect_n(src, self.len())
+            }
+            fn tangent_from_iter<I: Iterator<Item = S>>(&self, src: &mut I) -> Vec<S> {
+                collect_n(src, self.len())
+            }
         }
     )*};
 }
@@ -208,6 +260,15 @@ impl<S: Real, const N: usize> Differentiable for [S; N] {
     fn tangent_from<G: FnMut() -> S + ?Sized>(&self, next: &mut G) -> [S; N] {
         std::array::from_fn(|_| next())
     }
+    fn extend_scalars(&self, out: &mut Vec<S>) {
+        out.extend_from_slice(self)
+    }
+    fn of_from_iter<T: Real, I: Iterator<Item = T>>(&self, src: &mut I) -> [T; N] {
+        std::array::from_fn(|_| src.next().expect(SHORT))
+    }
+    fn tangent_from_iter<I: Iterator<Item = S>>(&self, src: &mut I) -> [S; N] {
+        self.of_from_iter(src)
+    }
 }
 
 impl<S: Real, Dt: Data<Elem = S>, D: Dimension> Differentiable for ArrayBase<Dt, D> {
@@ -222,10 +283,22 @@ impl<S: Real, Dt: Data<Elem = S>, D: Dimension> Differentiable for ArrayBase<Dt,
         self.iter().for_each(|&x| f(x))
     }
     fn map<T: Real, F: FnMut(S) -> T + ?Sized>(&self, f: &mut F) -> Array<T, D> {
-        self.mapv(f)
+        in_logical_order(self.raw_dim(), self.iter().map(|&x| f(x)))
     }
     fn tangent_from<G: FnMut() -> S + ?Sized>(&self, next: &mut G) -> Array<S, D> {
-        self.mapv(|_| next())
+        in_logical_order(self.raw_dim(), (0..self.len()).map(|_| next()))
+    }
+    fn extend_scalars(&self, out: &mut Vec<S>) {
+        match self.as_slice() {
+            Some(flat) => out.extend_from_slice(flat),
+            None => out.extend(self.iter().copied()),
+        }
+    }
+    fn of_from_iter<T: Real, I: Iterator<Item = T>>(&self, src: &mut I) -> Array<T, D> {
+        in_logical_order(self.raw_dim(), collect_n(src, self.len()).into_iter())
+    }
+    fn tangent_from_iter<I: Iterator<Item = S>>(&self, src: &mut I) -> Array<S, D> {
+        self.of_from_iter(src)
     }
 }
 
@@ -247,6 +320,15 @@ macro_rules! reference_differentiable {
             }
             fn tangent_from<G: FnMut() -> S + ?Sized>(&self, next: &mut G) -> Self::Tangent {
                 Differentiable::tangent_from(&**self, next)
+            }
+            fn extend_scalars(&self, out: &mut Vec<S>) {
+                Differentiable::extend_scalars(&**self, out)
+            }
+            fn of_from_iter<T: Real, I: Iterator<Item = T>>(&self, src: &mut I) -> Self::Of<T> {
+                Differentiable::of_from_iter(&**self, src)
+            }
+            fn tangent_from_iter<I: Iterator<Item = S>>(&self, src: &mut I) -> Self::Tangent {
+                Differentiable::tangent_from_iter(&**self, src)
             }
         }
     )*};
@@ -270,6 +352,15 @@ impl<S: Real, const N: usize> Differentiable for &[S; N] {
     fn tangent_from<G: FnMut() -> S + ?Sized>(&self, next: &mut G) -> [S; N] {
         Differentiable::tangent_from(&**self, next)
     }
+    fn extend_scalars(&self, out: &mut Vec<S>) {
+        Differentiable::extend_scalars(&**self, out)
+    }
+    fn of_from_iter<T: Real, I: Iterator<Item = T>>(&self, src: &mut I) -> [T; N] {
+        Differentiable::of_from_iter(&**self, src)
+    }
+    fn tangent_from_iter<I: Iterator<Item = S>>(&self, src: &mut I) -> [S; N] {
+        Differentiable::tangent_from_iter(&**self, src)
+    }
 }
 
 impl<S: Real, Dt: Data<Elem = S>, D: Dimension> Differentiable for &ArrayBase<Dt, D> {
@@ -288,6 +379,15 @@ impl<S: Real, Dt: Data<Elem = S>, D: Dimension> Differentiable for &ArrayBase<Dt
     }
     fn tangent_from<G: FnMut() -> S + ?Sized>(&self, next: &mut G) -> Array<S, D> {
         Differentiable::tangent_from(*self, next)
+    }
+    fn extend_scalars(&self, out: &mut Vec<S>) {
+        Differentiable::extend_scalars(*self, out)
+    }
+    fn of_from_iter<T: Real, I: Iterator<Item = T>>(&self, src: &mut I) -> Array<T, D> {
+        Differentiable::of_from_iter(*self, src)
+    }
+    fn tangent_from_iter<I: Iterator<Item = S>>(&self, src: &mut I) -> Array<S, D> {
+        Differentiable::tangent_from_iter(*self, src)
     }
 }
 
@@ -329,7 +429,7 @@ impl<T: Real, D: Dimension> Output<T> for Array<T, D> {
         self.iter().for_each(|&x| f(x))
     }
     fn rebuild<U: Real, G: FnMut() -> U + ?Sized>(&self, next: &mut G) -> Array<U, D> {
-        self.mapv(|_| next())
+        in_logical_order(self.raw_dim(), (0..self.len()).map(|_| next()))
     }
 }
 
@@ -358,9 +458,28 @@ macro_rules! tuple_values {
                 let ($first, $($rest,)*) = self;
                 ($first.map(f), $($rest.map(f),)*)
             }
-            fn tangent_from<G: FnMut() -> Self::Scalar + ?Sized>(&self, next: &mut G) -> Self::Tangent {
+            fn tangent_from<G: FnMut() -> Self::Scalar + ?Sized>(
+                &self,
+                next: &mut G,
+            ) -> Self::Tangent {
                 let ($first, $($rest,)*) = self;
                 ($first.tangent_from(next), $($rest.tangent_from(next),)*)
+            }
+            fn extend_scalars(&self, out: &mut Vec<Self::Scalar>) {
+                let ($first, $($rest,)*) = self;
+                $first.extend_scalars(out);
+                $($rest.extend_scalars(out);)*
+            }
+            fn of_from_iter<T: Real, I: Iterator<Item = T>>(&self, src: &mut I) -> Self::Of<T> {
+                let ($first, $($rest,)*) = self;
+                ($first.of_from_iter(src), $($rest.of_from_iter(src),)*)
+            }
+            fn tangent_from_iter<I: Iterator<Item = Self::Scalar>>(
+                &self,
+                src: &mut I,
+            ) -> Self::Tangent {
+                let ($first, $($rest,)*) = self;
+                ($first.tangent_from_iter(src), $($rest.tangent_from_iter(src),)*)
             }
         }
 
@@ -393,4 +512,79 @@ pub fn flatten<X: Differentiable + ?Sized>(x: &X) -> Vec<X::Scalar> {
     let mut out = Vec::with_capacity(x.shape().len());
     x.visit(&mut |s| out.push(s));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::Array2;
+
+    /// A row-major matrix and its transpose as an owned Fortran-order array.
+    fn transposed() -> Array2<f64> {
+        Array2::from_shape_vec((2, 3), vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+            .unwrap()
+            .reversed_axes()
+    }
+
+    #[test]
+    fn arrays_are_filled_in_visit_order_whatever_their_memory_order() {
+        let a = transposed();
+        let logical: Vec<f64> = a.iter().copied().collect();
+        assert_eq!(logical, [1.0, 4.0, 2.0, 5.0, 3.0, 6.0]);
+        // Values drawn in order from a sequence land where visit order says.
+        let mut k = 0.0;
+        let drawn = a.tangent_from(&mut || {
+            k += 1.0;
+            k
+        });
+        assert_eq!(
+            drawn,
+            Array2::from_shape_fn((3, 2), |(i, j)| (2 * i + j + 1) as f64)
+        );
+        let mut k = 0.0;
+        let mapped: Array2<f64> = a.map(&mut |_| {
+            k += 1.0;
+            k
+        });
+        assert_eq!(mapped, drawn);
+        let mut k = 0.0;
+        assert_eq!(
+            Output::<f64>::rebuild(&a, &mut || {
+                k += 1.0;
+                k
+            }),
+            drawn
+        );
+        let mut seq = (1..=6).map(f64::from);
+        assert_eq!(a.of_from_iter(&mut seq), drawn);
+        let mut seq = (1..=6).map(f64::from);
+        assert_eq!(a.tangent_from_iter(&mut seq), drawn);
+    }
+
+    #[test]
+    fn bulk_forms_agree_with_the_visiting_forms() {
+        let value = (
+            vec![1.0, 2.0],
+            [3.0, 4.0, 5.0],
+            transposed(),
+            Array2::from_shape_vec((1, 2), vec![6.5, 7.5]).unwrap(),
+        );
+        let mut visited = Vec::new();
+        value.visit(&mut |s| visited.push(s));
+        let mut extended = Vec::new();
+        value.extend_scalars(&mut extended);
+        assert_eq!(extended, visited);
+        // Rebuilding from the visited scalars gives the value back (logically).
+        let rebuilt = value.of_from_iter::<f64, _>(&mut visited.iter().copied());
+        let tangent = value.tangent_from_iter(&mut visited.iter().copied());
+        assert_eq!(flatten(&rebuilt), visited);
+        assert_eq!(flatten(&tangent), visited);
+        assert_eq!(rebuilt.2, value.2);
+    }
+
+    #[test]
+    #[should_panic(expected = "fewer scalars than the value holds")]
+    fn a_short_sequence_is_a_clear_panic() {
+        vec![1.0, 2.0, 3.0].tangent_from_iter(&mut [1.0, 2.0].into_iter());
+    }
 }

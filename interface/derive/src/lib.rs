@@ -108,6 +108,25 @@ fn expand(input: &DeriveInput) -> syn::Result<proc_macro2::TokenStream> {
             fn tangent_from<__G: FnMut() -> __S + ?Sized>(&self, next: &mut __G) -> #name<__S> {
                 #name { #( #fields: #krate::Differentiable::tangent_from(&self.#fields, next), )* }
             }
+            fn extend_scalars(&self, out: &mut ::std::vec::Vec<__S>) {
+                #( #krate::Differentiable::extend_scalars(&self.#fields, out); )*
+            }
+            fn of_from_iter<__T: #krate::Real, __I: ::std::iter::Iterator<Item = __T>>(
+                &self,
+                src: &mut __I,
+            ) -> #name<__T> {
+                #name {
+                    #( #fields: #krate::Differentiable::of_from_iter(&self.#fields, src), )*
+                }
+            }
+            fn tangent_from_iter<__I: ::std::iter::Iterator<Item = __S>>(
+                &self,
+                src: &mut __I,
+            ) -> #name<__S> {
+                #name {
+                    #( #fields: #krate::Differentiable::tangent_from_iter(&self.#fields, src), )*
+                }
+            }
         }
 
         impl<'__a, __S: #krate::Real> #krate::Differentiable for &'__a #name<__S> {
@@ -126,6 +145,21 @@ fn expand(input: &DeriveInput) -> syn::Result<proc_macro2::TokenStream> {
             }
             fn tangent_from<__G: FnMut() -> __S + ?Sized>(&self, next: &mut __G) -> #name<__S> {
                 #krate::Differentiable::tangent_from(*self, next)
+            }
+            fn extend_scalars(&self, out: &mut ::std::vec::Vec<__S>) {
+                #krate::Differentiable::extend_scalars(*self, out)
+            }
+            fn of_from_iter<__T: #krate::Real, __I: ::std::iter::Iterator<Item = __T>>(
+                &self,
+                src: &mut __I,
+            ) -> #name<__T> {
+                #krate::Differentiable::of_from_iter(*self, src)
+            }
+            fn tangent_from_iter<__I: ::std::iter::Iterator<Item = __S>>(
+                &self,
+                src: &mut __I,
+            ) -> #name<__S> {
+                #krate::Differentiable::tangent_from_iter(*self, src)
             }
         }
 
