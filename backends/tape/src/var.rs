@@ -64,7 +64,8 @@ impl<S: Real> Var<S> {
         }
     }
 
-    /// Records `op` on one active operand (with an immediate `imm` for `powi`).
+    /// Records `op` on one active operand (with an immediate `imm`: the exponent of `powi`, the
+    /// derivative's constant-pool reference of `sin` and `cos`).
     #[inline(always)]
     fn record_unary(self, op: Op, imm: u32, value: S) -> Self {
         if self.index == NO_INDEX {
@@ -81,20 +82,13 @@ impl<S: Real> Var<S> {
         })
     }
 
-    /// Records `op` on an active operand with its derivative `d` in the constant pool (`b`
-    /// refers to it): ops whose derivative costs a libm call (sin, cos) pay it once, here,
-    /// instead of in every sweep.
-    #[inline]
+    /// Records `op` with its derivative `d` in the constant pool (`b` refers to it): ops whose
+    /// derivative costs a libm call (sin, cos) pay it once, here, instead of in every sweep.
+    /// Two small closures, as in `binary`, so both inline into user code.
+    #[inline(always)]
     fn record_unary_with_derivative(self, op: Op, value: S, d: S) -> Self {
-        with_tape::<S, _>(|t| {
-            self.check(t);
-            let d = t.push_const(d);
-            Var {
-                value,
-                index: t.push(op, self.index, d, value),
-                epoch: t.epoch,
-            }
-        })
+        let d = with_tape::<S, _>(|t| t.push_const(d));
+        self.record_unary(op, d, value)
     }
 
     #[inline(always)]
@@ -206,6 +200,7 @@ impl<S: Real> Float for Var<S> {
         recip => Recip);
 
     /// Records `cos x` beside the node (one `sin_cos` call), so the sweep does no libm call.
+    #[inline]
     fn sin(self) -> Self {
         if !self.is_active() {
             return Var::constant_of(self.value.sin());
@@ -214,6 +209,7 @@ impl<S: Real> Float for Var<S> {
         self.record_unary_with_derivative(Op::Sin, y, d)
     }
     /// Records `−sin x` beside the node, as `sin` records `cos x`.
+    #[inline]
     fn cos(self) -> Self {
         if !self.is_active() {
             return Var::constant_of(self.value.cos());
