@@ -121,6 +121,15 @@ fn int(v: &Value, field: &str) -> Result<usize, String> {
         ))
 }
 
+/// ode's `x` and step count `s`: zero steps would integrate nothing and answer zeros.
+fn ode_input(input: &Value) -> Result<(Vec<f64>, usize), String> {
+    let (x, s) = (floats(input, "x")?, int(input, "s")?);
+    if s == 0 {
+        return Err("ode: s (the number of steps to t = 2) must be at least 1".into());
+    }
+    Ok((x, s))
+}
+
 fn number(v: &Value, field: &str) -> Result<f64, String> {
     v.get(field)
         .and_then(Value::as_f64)
@@ -293,11 +302,11 @@ impl Session {
                 }
             }
             ("ode", "primal") => {
-                let (x, s) = (floats(input, "x")?, int(input, "s")?);
+                let (x, s) = ode_input(input)?;
                 runs.json(|| Ok(ode(&x, s)))
             }
             ("ode", "gradient") => {
-                let (x, s) = (floats(input, "x")?, int(input, "s")?);
+                let (x, s) = ode_input(input)?;
                 if x.is_empty() {
                     return Err("ode: x is empty".into());
                 }
@@ -660,6 +669,8 @@ mod tests {
             r#"{"id":4,"kind":"evaluate","module":"ba","function":"jacobian","input":{"n":1,"m":1,"p":1,"cam":[1,2],"x":[1,2,3],"w":1,"feat":[1,2]}}"#,
             r#"{"id":5,"kind":"evaluate","module":"ba","function":"objective","input":{"n":1,"m":0,"p":1,"cam":[1,2,3,4,5,6,7,8,9,10,11],"x":[1,2,3],"w":1,"feat":[1,2]}}"#,
             r#"{"id":6,"kind":"evaluate","module":"ba","function":"objective","input":{"n":1,"m":1,"p":1,"cam":[1,2,3,4,5,6,7,8,9,10,11],"x":[1,2,3],"feat":[1,2]}}"#,
+            r#"{"id":7,"kind":"evaluate","module":"ode","function":"gradient","input":{"x":[1,2],"s":0}}"#,
+            r#"{"id":8,"kind":"evaluate","module":"ode","function":"primal","input":{"x":[1,2],"s":0}}"#,
         ] {
             let v: Value = serde_json::from_str(&s.respond(line)).expect("a JSON response");
             assert_eq!(v["success"], json!(false), "{line}");

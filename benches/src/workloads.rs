@@ -87,7 +87,15 @@ fn minor<T: Real>(a: &[T], ell: usize, rows: &[usize], cols: &[usize]) -> T {
 /// Each step is a [`checkpoint`]ed segment: reverse engines keep only the states between
 /// steps and recompute one step at a time in reverse, so the working set stays in cache
 /// (recorded whole, the tape is 1.7M nodes, 39 MB, at n = 100, s = 1000).
+///
+/// # Panics
+///
+/// If `s` is 0: no step reaches `t = 2`.
 pub fn ode<T: Real>(x: &[T], s: usize) -> Vec<T> {
+    assert!(
+        s > 0,
+        "ode: s (the number of steps to t = 2) must be at least 1"
+    );
     let n = x.len();
     let step = Rk4Step {
         n,
