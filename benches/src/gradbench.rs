@@ -80,7 +80,21 @@ impl Runs {
     /// [`Runs::measure`] with the result written as JSON afterwards.
     fn json<T: serde::Serialize>(&self, f: impl FnMut() -> Result<T, String>) -> Evaluated {
         let (out, t) = self.measure(f)?;
-        Ok((json!(out), t))
+        let out = json!(out);
+        // serde_json writes NaN and ±infinity as null: say so instead of answering null.
+        if holds_null(&out) {
+            return Err("the output holds NaN or ±infinity, which JSON cannot carry".into());
+        }
+        Ok((out, t))
+    }
+}
+
+fn holds_null(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::Array(items) => items.iter().any(holds_null),
+        Value::Object(fields) => fields.values().any(holds_null),
+        _ => false,
     }
 }
 
@@ -671,6 +685,8 @@ mod tests {
             r#"{"id":6,"kind":"evaluate","module":"ba","function":"objective","input":{"n":1,"m":1,"p":1,"cam":[1,2,3,4,5,6,7,8,9,10,11],"x":[1,2,3],"feat":[1,2]}}"#,
             r#"{"id":7,"kind":"evaluate","module":"ode","function":"gradient","input":{"x":[1,2],"s":0}}"#,
             r#"{"id":8,"kind":"evaluate","module":"ode","function":"primal","input":{"x":[1,2],"s":0}}"#,
+            // log Σ over no terms is −∞, which JSON cannot carry.
+            r#"{"id":9,"kind":"evaluate","module":"lse","function":"primal","input":{"x":[]}}"#,
         ] {
             let v: Value = serde_json::from_str(&s.respond(line)).expect("a JSON response");
             assert_eq!(v["success"], json!(false), "{line}");
