@@ -605,8 +605,9 @@ pub(crate) fn sin_cos_node<S: Real>(op: Op, x: S) -> (S, S) {
     }
 }
 
-/// Recomputes one scalar op's value from its operands.
-pub(crate) fn eval_op<S: Real>(op: Op, x: S, p: S, b: u32) -> S {
+/// Recomputes one scalar op's value from its operands, and the derivative a `Sin` or `Cos`
+/// node keeps in `consts`, which changes with `x` too.
+pub(crate) fn eval_op<S: Real>(op: Op, x: S, p: S, b: u32, consts: &mut [S]) -> S {
     match op {
         Op::Add => x + p,
         Op::Sub => x - p,
@@ -619,7 +620,11 @@ pub(crate) fn eval_op<S: Real>(op: Op, x: S, p: S, b: u32) -> S {
         Op::Ln => x.ln(),
         Op::Log2 => x.log2(),
         Op::Log10 => x.log10(),
-        Op::Sin | Op::Cos => sin_cos_node(op, x).0,
+        Op::Sin | Op::Cos => {
+            let (y, d) = sin_cos_node(op, x);
+            consts[(b & !CONST_BIT) as usize] = d;
+            y
+        }
         Op::Tan => x.tan(),
         Op::Asin => x.asin(),
         Op::Acos => x.acos(),
@@ -712,15 +717,7 @@ pub(crate) fn replay<S: Real>(data: &mut TapeData<S>, inputs: &[u32], new_inputs
                 } else {
                     S::zero()
                 };
-                data.values[i] = match op {
-                    // The derivative beside the node changes with x too.
-                    Op::Sin | Op::Cos => {
-                        let (y, d) = sin_cos_node(op, x);
-                        data.consts[(b & !CONST_BIT) as usize] = d;
-                        y
-                    }
-                    _ => eval_op(op, x, p, b),
-                };
+                data.values[i] = eval_op(op, x, p, b, &mut data.consts);
             }
         }
         i += 1;
