@@ -89,7 +89,8 @@ fn stats_of<S: Real>(d: &TapeData<S>) -> RecordingStats {
 /// A finished recording: applied to any number of seeds.
 pub struct TapePullback<S: Real> {
     data: TapeData<S>,
-    inputs: Vec<u32>,
+    /// The active inputs are the recording's first nodes, `0..num_inputs`.
+    num_inputs: usize,
     outputs: Vec<u32>,
 }
 
@@ -114,7 +115,7 @@ impl<S: Real> TapePullback<S> {
             }
         }
         let swept = sweep(&self.data, &mut adj, self.data.nodes.len());
-        let grad = swept.map(|()| self.inputs.iter().map(|&i| adj[i as usize]).collect());
+        let grad = swept.map(|()| adj[..self.num_inputs].to_vec());
         tape::give_back_adjoint(adj);
         grad
     }
@@ -131,24 +132,30 @@ impl<S: Real> Pullback<S> for TapePullback<S> {
         self.outputs.len()
     }
     fn num_inputs(&self) -> usize {
-        self.inputs.len()
+        self.num_inputs
     }
     fn apply(&self, seed: &[S]) -> Result<Vec<S>> {
         self.apply_seed(seed)
     }
 }
 
-/// Records the active inputs in one tape access (they are the recording's first nodes) and
-/// returns their indices: per-input thread-state access was a tenth of a small gradient.
-fn input_nodes<S: Real>(xs: &[S]) -> Vec<u32> {
-    tape::with_tape::<S, _>(|t| t.push_inputs(xs))
+/// Records the active inputs in one tape access: they are the recording's first nodes, input
+/// `k` at index `k`. Per-input thread-state access was a tenth of a small gradient.
+fn input_nodes<S: Real>(xs: &[S], epoch: u32) -> impl Iterator<Item = Var<S>> + '_ {
+    let fits = tape::with_tape::<S, _>(|t| t.push_inputs(xs));
+    // Past the tape's capacity the recording carries the error; the inputs become constants.
+    xs.iter().enumerate().map(move |(k, &value)| Var {
+        value,
+        index: if fits { k as u32 } else { NO_INDEX },
+        epoch,
+    })
 }
 
 fn finish<S: Real>(
     guard: RecordingGuard<S>,
     epoch: u32,
     outputs: &[Var<S>],
-    inputs: Vec<u32>,
+    num_inputs: usize,
     report: bool,
 ) -> Result<TapePullback<S>> {
     let data = guard.finish();
@@ -174,7 +181,7 @@ fn finish<S: Real>(
         .collect::<Result<Vec<u32>>>()?;
     Ok(TapePullback {
         data,
-        inputs,
+        num_inputs,
         outputs,
     })
 }
@@ -187,20 +194,11 @@ pub(crate) fn record_flat<S: Real>(
 ) -> Result<(Vec<S>, TapePullback<S>)> {
     let epoch = begin::<S>(max_nodes)?;
     let guard = RecordingGuard::<S>::new();
-    let inputs = input_nodes(xs);
-    let vars: Vec<Var<S>> = xs
-        .iter()
-        .zip(&inputs)
-        .map(|(&value, &index)| Var {
-            value,
-            index,
-            epoch,
-        })
-        .collect();
+    let vars: Vec<Var<S>> = input_nodes(xs, epoch).collect();
     let outs = f(&vars);
     let values = outs.iter().map(|v| v.value).collect();
     // A segment's recomputation is not what `last_recording` reports.
-    Ok((values, finish(guard, epoch, &outs, inputs, false)?))
+    Ok((values, finish(guard, epoch, &outs, xs.len(), false)?))
 }
 
 /// What a prepared gradient keeps: the recording it replays for new inputs.
@@ -274,17 +272,12 @@ impl Backend for Tape {
         let guard = RecordingGuard::<S>::new();
         let mut embed = embed;
         let values = args.embed_active(&mut embed);
-        let inputs = input_nodes(&values);
-        let mut vars = values.iter().zip(&inputs).map(|(&value, &index)| Var {
-            value,
-            index,
-            epoch,
-        });
+        let mut vars = input_nodes(&values, epoch);
         let traced = args.lift_from_iter(&mut vars, &mut |c| Var::constant_of(embed.constant(c)));
         let y = f(traced);
         let mut outs = Vec::new();
         y.visit_output(&mut |v| outs.push(v));
-        let pullback = finish(guard, epoch, &outs, inputs, true)?;
+        let pullback = finish(guard, epoch, &outs, values.len(), true)?;
         let mut it = outs.iter();
         let value = y.rebuild(&mut || it.next().expect("output count").value);
         Ok((value, pullback))
@@ -301,7 +294,7 @@ impl Backend for Tape {
         F: Fn(A::Traced<Var<S>>) -> Y,
     {
         let (value, pb) = self.record(f, args, Identity)?;
-        let (m, n) = (pb.outputs.len(), pb.inputs.len());
+        let (m, n) = (pb.outputs.len(), pb.num_inputs);
         let mut jac = Array2::zeros((m, n));
         let mut adj = tape::adjoint_buffer(pb.data.nodes.len());
         if m <= DENSE_JACOBIAN_ROWS {
@@ -314,20 +307,15 @@ impl Backend for Tape {
                 adj.fill(S::zero());
                 adj[o as usize] = S::one();
                 sweep(&pb.data, &mut adj, end)?;
-                for (c, &i) in pb.inputs.iter().enumerate() {
-                    jac[[row, c]] = adj[i as usize];
-                }
+                jac.row_mut(row)
+                    .iter_mut()
+                    .zip(&adj[..n])
+                    .for_each(|(j, &a)| *j = a);
             }
             tape::give_back_adjoint(adj);
             return Ok((value, jac));
         }
         let mut pending = vec![0u64; pb.data.nodes.len().div_ceil(64)];
-        // Column of each input node; inputs are recorded first, so this spans only them.
-        let span = pb.inputs.iter().map(|&i| i as usize + 1).max().unwrap_or(0);
-        let mut column = vec![usize::MAX; span];
-        for (c, &i) in pb.inputs.iter().enumerate() {
-            column[i as usize] = c;
-        }
         let mut touched = Vec::new();
         for (row, &o) in pb.outputs.iter().enumerate() {
             if o == NO_INDEX {
@@ -336,10 +324,9 @@ impl Backend for Tape {
             adj[o as usize] = S::one();
             sweep_cone(&pb.data, &mut adj, &mut pending, &[o], &mut touched)?;
             for &i in &touched {
-                if let Some(&c) = column.get(i as usize) {
-                    if c != usize::MAX {
-                        jac[[row, c]] += adj[i as usize];
-                    }
+                // Input `c` is node `c`.
+                if (i as usize) < n {
+                    jac[[row, i as usize]] += adj[i as usize];
                 }
                 adj[i as usize] = S::zero();
             }
@@ -378,7 +365,7 @@ impl Backend for Tape {
             if pb.outputs.len() == 1
                 && pb.outputs[0] != NO_INDEX
                 && same(consts, &constants_of(args))
-                && tape::replay(&mut pb.data, &pb.inputs, &x)
+                && tape::replay(&mut pb.data, &x)
             {
                 state.replays += 1;
                 let value = pb.data.values[pb.outputs[0] as usize];

@@ -161,12 +161,16 @@ impl<S: Real> TapeData<S> {
     }
 
     /// One `Input` node per value, pushed in bulk (a loop of [`TapeData::push`] reloads the
-    /// lengths after every store); their indices are consecutive.
-    pub fn push_inputs(&mut self, xs: &[S]) -> Vec<u32> {
-        let start = self.nodes.len();
-        if start + xs.len() > self.max_nodes {
+    /// lengths after every store). They are the recording's first nodes, so input `k` is node
+    /// `k`. `false` (and the overflow error) if they do not fit.
+    pub fn push_inputs(&mut self, xs: &[S]) -> bool {
+        debug_assert!(
+            self.nodes.is_empty(),
+            "inputs are a recording's first nodes"
+        );
+        if xs.len() > self.max_nodes {
             self.overflow();
-            return vec![NO_INDEX; xs.len()];
+            return false;
         }
         let input = Node {
             op: Op::Input,
@@ -175,7 +179,7 @@ impl<S: Real> TapeData<S> {
         };
         self.nodes.extend(std::iter::repeat_n(input, xs.len()));
         self.values.extend_from_slice(xs);
-        (start as u32..(start + xs.len()) as u32).collect()
+        true
     }
 
     /// A tracer used outside its recording: an error the running operator returns, or a panic
@@ -687,13 +691,12 @@ pub(crate) fn is_binary(op: Op) -> bool {
 
 /// Recomputes every value for new inputs. Returns false if the guards or a special node say
 /// the recording does not apply to these inputs.
-pub(crate) fn replay<S: Real>(data: &mut TapeData<S>, inputs: &[u32], new_inputs: &[S]) -> bool {
+pub(crate) fn replay<S: Real>(data: &mut TapeData<S>, new_inputs: &[S]) -> bool {
     if data.unguarded_read {
         return false;
     }
-    for (&i, &x) in inputs.iter().zip(new_inputs) {
-        data.values[i as usize] = x;
-    }
+    // The inputs are the first nodes.
+    data.values[..new_inputs.len()].copy_from_slice(new_inputs);
     let mut i = 0;
     while i < data.nodes.len() {
         let Node { op, a, b } = data.nodes[i];

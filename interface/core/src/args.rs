@@ -270,10 +270,13 @@ pub trait Args {
     /// The active scalars at an engine's base scalar, flat: `embed.active(k, x)` for the
     /// `k`-th.
     fn embed_active<S: Real, E: Embed<Self::Scalar, S>>(&self, embed: &mut E) -> Vec<S> {
-        // One vector: a flat copy first would double the memory of a large argument.
-        let mut out = Vec::new();
-        self.visit_active(&mut |x| out.push(embed.active(out.len(), x)));
-        out
+        // A bulk copy, then a map that reuses its buffer when `S` has the argument scalar's
+        // size (always for first-order operators).
+        self.active_values()
+            .into_iter()
+            .enumerate()
+            .map(|(k, x)| embed.active(k, x))
+            .collect()
     }
 
     /// Checks that `t` has one tangent of the right shape per active argument and flattens it.
