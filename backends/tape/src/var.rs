@@ -82,11 +82,16 @@ impl<S: Real> Var<S> {
         })
     }
 
-    /// Records `op` with its derivative `d` in the constant pool (`b` refers to it): ops whose
-    /// derivative costs a libm call (sin, cos) pay it once, here, instead of in every sweep.
-    /// Two small closures, as in `binary`, so both inline into user code.
+    /// `sin` or `cos`: the derivative goes to the constant pool beside the node (`b` refers to
+    /// it), from the same `sin_cos` call as the value, so the sweep makes no libm call. Two
+    /// small closures, as in `binary`, so both inline into user code.
     #[inline(always)]
-    fn record_unary_with_derivative(self, op: Op, value: S, d: S) -> Self {
+    fn sin_or_cos(self, op: Op) -> Self {
+        if !self.is_active() {
+            let x = self.value;
+            return Var::constant_of(if op == Op::Sin { x.sin() } else { x.cos() });
+        }
+        let (value, d) = sin_cos_node(op, self.value);
         let d = with_tape::<S, _>(|t| t.push_const(d));
         self.record_unary(op, d, value)
     }
@@ -199,23 +204,15 @@ impl<S: Real> Float for Var<S> {
         cosh => Cosh, tanh => Tanh, asinh => Asinh, acosh => Acosh, atanh => Atanh,
         recip => Recip);
 
-    /// Records `cos x` beside the node (one `sin_cos` call), so the sweep does no libm call.
+    /// Records `cos x` beside the node, from the same `sin_cos` call as the value.
     #[inline]
     fn sin(self) -> Self {
-        if !self.is_active() {
-            return Var::constant_of(self.value.sin());
-        }
-        let (y, d) = sin_cos_node(Op::Sin, self.value);
-        self.record_unary_with_derivative(Op::Sin, y, d)
+        self.sin_or_cos(Op::Sin)
     }
-    /// Records `−sin x` beside the node, as `sin` records `cos x`.
+    /// Records `−sin x` beside the node.
     #[inline]
     fn cos(self) -> Self {
-        if !self.is_active() {
-            return Var::constant_of(self.value.cos());
-        }
-        let (y, d) = sin_cos_node(Op::Cos, self.value);
-        self.record_unary_with_derivative(Op::Cos, y, d)
+        self.sin_or_cos(Op::Cos)
     }
     fn powi(self, n: i32) -> Self {
         self.record_unary(Op::Powi, n as u32, self.value.powi(n))
