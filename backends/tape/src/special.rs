@@ -176,18 +176,16 @@ fn progression<S: Real>(xs: impl Iterator<Item = Var<S>> + Clone, epoch: u32) ->
         Some(_) => return None,
         None => 1,
     };
-    let (mut expect, mut ok, mut len) = (start as u64, true, 0u32);
+    // Differences OR-ed together: no compares in the loop, and one check after it.
+    let (mut expect, mut differs, mut len) = (start, 0u32, 0u32);
     for x in xs {
-        ok &= (x.index as u64 == expect) & (x.epoch == epoch);
-        expect += stride as u64;
+        differs |= (x.index ^ expect) | (x.epoch ^ epoch);
+        expect = expect.wrapping_add(stride);
         len += 1;
     }
     // The last index below CONST_BIT: every one is a node, none a constant or NO_INDEX.
-    (ok && expect - (stride as u64) < CONST_BIT as u64).then_some(Refs::Strided {
-        start,
-        len,
-        stride,
-    })
+    let last = start as u64 + (len as u64 - 1) * stride as u64;
+    (differs == 0 && last < CONST_BIT as u64).then_some(Refs::Strided { start, len, stride })
 }
 
 /// Operand references for tracers (constants go to the constant pool), checking epochs.
