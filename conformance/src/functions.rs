@@ -1,7 +1,7 @@
 //! The functions of the scenarios, written once over `T: Real`, with analytic references.
 
-use difi_core::Real;
-use ndarray::{Array1, Array2};
+use difi_core::{sum_map, Elementwise, Real};
+use ndarray::{s, Array1, Array2, ArrayView1};
 
 /// Scalar to scalar.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -93,16 +93,24 @@ pub enum VectorFn {
     LogSumExp,
     /// a loop with a data-dependent branch
     LoopBranch,
+    /// Rosenbrock as one [`sum_map`] over `x[..n−1]` and `x[1..]` (contiguous operands)
+    SumMapRosenbrock,
+    /// `Σ_i c_i a_i sin b_i` through [`sum_map`], with `m = ⌊n/2⌋`, `a = x[..m]` reversed (a
+    /// view with a negative stride), `b = x[m..2m]` and `c` built from literals (a constant
+    /// operand)
+    SumMapViews,
 }
 
 impl VectorFn {
     /// Every variant.
-    pub const ALL: [VectorFn; 5] = [
+    pub const ALL: [VectorFn; 7] = [
         VectorFn::SumSquares,
         VectorFn::Rosenbrock,
         VectorFn::DotConst,
         VectorFn::LogSumExp,
         VectorFn::LoopBranch,
+        VectorFn::SumMapRosenbrock,
+        VectorFn::SumMapViews,
     ];
 
     /// The function.
@@ -132,6 +140,22 @@ impl VectorFn {
                 }
                 acc
             }
+            VectorFn::SumMapRosenbrock => match x.len() {
+                0 | 1 => T::zero(),
+                n => sum_map(
+                    &RosenbrockTerm,
+                    [ArrayView1::from(&x[..n - 1]), ArrayView1::from(&x[1..])],
+                ),
+            },
+            VectorFn::SumMapViews => {
+                let m = x.len() / 2;
+                let x = ArrayView1::from(x);
+                let c: Array1<T> = (0..m).map(|i| T::constant(dot_coefficient(i))).collect();
+                sum_map(
+                    &ScaledProductSin,
+                    [c.view(), x.slice(s![..m;-1]), x.slice(s![m..2 * m])],
+                )
+            }
         }
     }
 
@@ -143,7 +167,7 @@ impl VectorFn {
             VectorFn::SumSquares => {
                 Some((x.iter().map(|v| 2.0 * v).collect(), Array2::eye(n) * 2.0))
             }
-            VectorFn::Rosenbrock => {
+            VectorFn::Rosenbrock | VectorFn::SumMapRosenbrock => {
                 let mut g = vec![0.0; n];
                 let mut h = Array2::zeros((n, n));
                 for i in 0..n.saturating_sub(1) {
@@ -194,7 +218,45 @@ impl VectorFn {
                 }
                 Some((g, h))
             }
+            VectorFn::SumMapViews => {
+                // Term i: c a sin b with a = x[m−1−i], b = x[m+i].
+                let m = n / 2;
+                let mut g = vec![0.0; n];
+                let mut h = Array2::zeros((n, n));
+                for i in 0..m {
+                    let (ia, ib, c) = (m - 1 - i, m + i, dot_coefficient(i));
+                    let (a, b) = (x[ia], x[ib]);
+                    g[ia] = c * b.sin();
+                    g[ib] = c * a * b.cos();
+                    h[[ia, ib]] = c * b.cos();
+                    h[[ib, ia]] = c * b.cos();
+                    h[[ib, ib]] = -c * a * b.sin();
+                }
+                Some((g, h))
+            }
         }
+    }
+}
+
+/// One term of the Rosenbrock function, for [`sum_map`].
+#[derive(Clone, Copy, Debug)]
+struct RosenbrockTerm;
+
+impl Elementwise<2> for RosenbrockTerm {
+    fn eval<T: Real>(&self, [a, b]: [T; 2]) -> T {
+        let u = T::constant(1.0) - a;
+        let v = b - a * a;
+        u * u + T::constant(100.0) * v * v
+    }
+}
+
+/// `c a sin b`, for [`sum_map`].
+#[derive(Clone, Copy, Debug)]
+struct ScaledProductSin;
+
+impl Elementwise<3> for ScaledProductSin {
+    fn eval<T: Real>(&self, [c, a, b]: [T; 3]) -> T {
+        c * a * b.sin()
     }
 }
 

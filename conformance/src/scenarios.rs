@@ -1211,21 +1211,36 @@ pub(crate) fn nested<O: Backend, I: Backend>(
         },
     );
     // The Hessian as the Jacobian of a gradient.
-    r.run("nested/gradient-of-gradient".into(), tol, || {
-        let x = vec![0.3, -0.4, 0.8];
-        let h = outer
-            .jacobian(
-                |x: Vec<_>| {
-                    inner
-                        .gradient(|y: Vec<_>| VectorFn::Rosenbrock.eval(&y), Active(&x))
-                        .expect("inner gradient")
-                },
-                Active(&x),
-            )
-            .map_err(err)?;
-        let (_, want) = VectorFn::Rosenbrock.analytic(&x).unwrap();
-        Ok(rel(&elements(&h), want.as_slice().unwrap()))
-    });
+    // The Jacobian of a gradient is the Hessian; the second function runs the inner engine's
+    // `sum_map` node over the outer engine's tracers.
+    for (name, f, x) in [
+        (
+            "nested/gradient-of-gradient",
+            VectorFn::Rosenbrock,
+            &[0.3, -0.4, 0.8][..],
+        ),
+        (
+            "nested/gradient-of-gradient/sum-map",
+            VectorFn::SumMapViews,
+            &X6[..],
+        ),
+    ] {
+        r.run(name.into(), tol, || {
+            let x = x.to_vec();
+            let h = outer
+                .jacobian(
+                    |x: Vec<_>| {
+                        inner
+                            .gradient(|y: Vec<_>| f.eval(&y), Active(&x))
+                            .expect("inner gradient")
+                    },
+                    Active(&x),
+                )
+                .map_err(err)?;
+            let (_, want) = f.analytic(&x).unwrap();
+            Ok(rel(&elements(&h), want.as_slice().unwrap()))
+        });
+    }
 }
 
 /// The branch [`VectorFn::LoopBranch`] takes at each step.

@@ -60,6 +60,10 @@ macro_rules! with_scenarios {
             "vector/LogSumExp/gradient/prepared",
             "vector/LoopBranch/gradient",
             "vector/LoopBranch/gradient/prepared",
+            "vector/SumMapRosenbrock/gradient",
+            "vector/SumMapRosenbrock/gradient/prepared",
+            "vector/SumMapViews/gradient",
+            "vector/SumMapViews/gradient/prepared",
             "vector/LoopBranch/gradient/prepared-branch-change",
             "vector-vector/Elementwise/jacobian",
             "vector-vector/Elementwise/pullback",
@@ -112,6 +116,7 @@ macro_rules! with_scenarios {
             "nested/perturbation-confusion/sum",
             "nested/perturbation-confusion/outer-tracer-active-inside",
             "nested/gradient-of-gradient",
+            "nested/gradient-of-gradient/sum-map",
             "feature/stop_gradient",
             "feature/nest_level",
             "feature/hook",
@@ -148,6 +153,12 @@ macro_rules! with_scenarios {
             "vector/LoopBranch/hessian",
             "vector/LoopBranch/hvp",
             "vector/LoopBranch/second-order/prepared",
+            "vector/SumMapRosenbrock/hessian",
+            "vector/SumMapRosenbrock/hvp",
+            "vector/SumMapRosenbrock/second-order/prepared",
+            "vector/SumMapViews/hessian",
+            "vector/SumMapViews/hvp",
+            "vector/SumMapViews/second-order/prepared",
             "error/hvp/direction-length",
             "mixed/active-const-active/hessian",
         }
@@ -373,7 +384,7 @@ fn every_pair_of_engines_nests() {
         ),
     ];
     for (pair, outcomes) in &runs {
-        assert_eq!(outcomes.len(), 4, "{pair}");
+        assert_eq!(outcomes.len(), 5, "{pair}");
         assert_conforms(pair, outcomes);
     }
 }

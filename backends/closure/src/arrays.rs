@@ -1,7 +1,7 @@
 //! Array-level primitives, custom rules, hooks and checkpoints: one pullback closure each,
 //! capturing only what the active operands' cotangents need.
 
-use difi_core::{check_pullback, Hook, Real, Result, Rule, Segment};
+use difi_core::{check_pullback, elementwise_len, Elementwise, Hook, Real, Result, Rule, Segment};
 use ndarray::{Array2, ArrayD, ArrayView1, ArrayView2, ArrayViewD, IxDyn};
 
 use crate::graph::{with_graph, ArrayPullback, Entry, Graph, NO_ID};
@@ -51,6 +51,49 @@ pub(crate) fn sum<S: Real>(xs: ArrayView1<'_, Tracked<S>>) -> Tracked<S> {
         let ids: Vec<u32> = ids(g, xs.iter().copied().filter(|x| x.is_active()));
         let pb: ArrayPullback<S> = Box::new(move |out, adj| {
             ids.iter().for_each(|&i| add(adj, i, out[0]));
+            Ok(())
+        });
+        register(g, pb, vec![value])[0]
+    })
+}
+
+/// `Σ_i f(x₀[i], …)`: value and gradient of `f` at each element in one pass on duals; the
+/// pullback scales the active operands' partials.
+pub(crate) fn sum_map<S: Real, F: Elementwise<N>, const N: usize>(
+    f: &F,
+    xs: [ArrayView1<'_, Tracked<S>>; N],
+) -> Tracked<S> {
+    let len = elementwise_len(&xs);
+    let active = xs.each_ref().map(|x| x.iter().any(|t| t.is_active()));
+    if !active.iter().any(|&a| a) {
+        let values = xs.each_ref().map(|x| x.map(|t| t.value));
+        return Tracked::constant_of(S::sum_map(f, values.each_ref().map(|v| v.view())));
+    }
+    let mut value = S::zero();
+    let mut partials: [Vec<S>; N] = std::array::from_fn(|k| match active[k] {
+        true => Vec::with_capacity(len),
+        false => Vec::new(),
+    });
+    for i in 0..len {
+        let (y, gradient) = f.value_and_gradient(xs.each_ref().map(|x| x[i].value));
+        value += y;
+        for (k, d) in gradient.into_iter().enumerate() {
+            if active[k] {
+                partials[k].push(d);
+            }
+        }
+    }
+    with_graph::<S, _>(|g| {
+        let ids: [Vec<u32>; N] = std::array::from_fn(|k| match active[k] {
+            true => ids(g, xs[k].iter().copied()),
+            false => Vec::new(),
+        });
+        let pb: ArrayPullback<S> = Box::new(move |out, adj| {
+            for (ids, partials) in ids.iter().zip(&partials) {
+                for (&i, &d) in ids.iter().zip(partials) {
+                    add(adj, i, out[0] * d);
+                }
+            }
             Ok(())
         });
         register(g, pb, vec![value])[0]

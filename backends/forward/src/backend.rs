@@ -5,7 +5,7 @@ use std::cell::RefCell;
 use difi_core::{Args, Backend, DensePullback, Embed, Identity, Output, Real, Result, SecondOrder};
 use ndarray::Array2;
 
-use crate::dual::Dual;
+use difi_core::Dual;
 
 /// Forward mode with `N` tangent lanes per pass.
 ///

@@ -1,7 +1,7 @@
 //! # difi-forward: dual numbers and forward-over-reverse
 //!
-//! * [`Dual<T, N>`]: a value and `N` tangent lanes over any `T: Real`; it implements `Real`, so
-//!   it nests and reverse engines run over it.
+//! * [`Dual<T, N>`] (defined in `difi-core`): a value and `N` tangent lanes over any `T: Real`;
+//!   it implements `Real`, so it nests and reverse engines run over it.
 //! * [`Forward<N>`]: forward mode (pushforward, derivative, Jacobians by chunks of `N` columns).
 //! * [`ForwardOverReverse<R>`]: Hessian-vector products, Hessians and second derivatives over
 //!   any reverse engine `R`, with first-order operators delegated to `R`.
@@ -10,7 +10,7 @@
 //! confused.
 
 mod backend;
-mod dual;
 
 pub use backend::{Forward, ForwardOverReverse};
-pub use dual::Dual;
+/// The dual numbers live in `difi-core`, where reverse engines use them too.
+pub use difi_core::Dual;

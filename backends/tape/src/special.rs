@@ -1,7 +1,10 @@
-//! Array-level nodes: sum, dot, matrix products, custom rules, hooks and checkpoints. Each is
+//! Array-level nodes: sum, sums of elementwise functions, dot, matrix products, custom rules,
+//! hooks and checkpoints. Each is
 //! one record with an array-level pullback; constant operands get no adjoint work.
 
-use difi_core::{check_pullback, Hook, Real, Result, Rule, Segment};
+use std::borrow::Cow;
+
+use difi_core::{check_pullback, elementwise_len, Elementwise, Hook, Real, Result, Rule, Segment};
 use ndarray::{Array1, Array2, ArrayD, ArrayView1, ArrayView2, ArrayViewD, IxDyn};
 
 use crate::tape::{
@@ -301,9 +304,15 @@ impl<S: Real> Operand<S> {
     }
 
     /// The operand's current values: held, or read from the tape (new after a replay).
-    fn values(&self, v: &[S], c: &[S]) -> std::borrow::Cow<'_, [S]> {
+    fn values<'a>(&'a self, v: &'a [S], c: &[S]) -> Cow<'a, [S]> {
         match self {
             Operand::Const(x) => x.as_slice().into(),
+            // Consecutive nodes (an input, one node's outputs): their values are a slice.
+            &Operand::Active(Refs::Strided {
+                start,
+                len,
+                stride: 1,
+            }) => v[start as usize..(start + len) as usize].into(),
             Operand::Active(r) => r
                 .iter()
                 .map(|r| operand_value(v, c, r))
@@ -333,6 +342,100 @@ fn values_and_activity<S: Real>(xs: &[Var<S>]) -> (Vec<S>, bool) {
         xs.iter().map(|x| x.value).collect(),
         xs.iter().any(|x| x.is_active()),
     )
+}
+
+// ---- sum of an elementwise function ----
+
+/// `Σ_i f(x₀[i], …)`: `f` and the operands. The pullback differentiates `f` element by element
+/// on duals with one lane per operand, from the operands' current values, so a replay needs
+/// nothing renewed.
+struct SumMapNode<S, F, const N: usize> {
+    f: F,
+    operands: [Operand<S>; N],
+}
+
+impl<S: Real, F: Elementwise<N>, const N: usize> SumMapNode<S, F, N> {
+    fn values<'a>(&'a self, v: &'a [S], c: &[S]) -> [Cow<'a, [S]>; N] {
+        self.operands.each_ref().map(|o| o.values(v, c))
+    }
+}
+
+impl<S: Real, F: Elementwise<N>, const N: usize> Special<S> for SumMapNode<S, F, N> {
+    fn operands(&self, out: &mut Vec<u32>) {
+        self.operands.iter().for_each(|o| o.operands(out));
+    }
+    fn num_outputs(&self) -> usize {
+        1
+    }
+    fn pullback(&self, v: &[S], c: &[S], out: &[S], adj: &mut [S]) -> Result<()> {
+        let g = out[0];
+        let values = self.values(v, c);
+        let cotangents = (0..values[0].len()).map(|i| {
+            let (_, gradient) = self.f.value_and_gradient(values.each_ref().map(|x| x[i]));
+            gradient.map(|d| d * g)
+        });
+        // Operands that are constant or strided (the usual case: slices of inputs or of one
+        // node's outputs) take their cotangents as they are computed; others through a buffer.
+        let strided = self.operands.each_ref().map(|o| match o {
+            Operand::Const(_) => Some(None),
+            Operand::Active(Refs::Strided { start, stride, .. }) => {
+                Some(Some((*start as usize, *stride as usize)))
+            }
+            Operand::Active(Refs::List(_)) => None,
+        });
+        if strided.iter().all(Option::is_some) {
+            let strided = strided.map(Option::flatten);
+            for (i, ct) in cotangents.enumerate() {
+                for (k, ct) in ct.into_iter().enumerate() {
+                    if let Some((start, stride)) = strided[k] {
+                        adj[start + i * stride] += ct;
+                    }
+                }
+            }
+        } else {
+            let cotangents: Vec<[S; N]> = cotangents.collect();
+            for (k, operand) in self.operands.iter().enumerate() {
+                operand.add_adjoint(adj, cotangents.iter().map(|ct| ct[k]));
+            }
+        }
+        Ok(())
+    }
+    fn replay(&self, v: &[S], c: &[S]) -> Option<Vec<S>> {
+        let values = self.values(v, c);
+        Some(vec![S::sum_map(
+            &self.f,
+            values.each_ref().map(|x| ArrayView1::from(&x[..])),
+        )])
+    }
+}
+
+pub(crate) fn sum_map<S: Real, F: Elementwise<N>, const N: usize>(
+    f: &F,
+    xs: [ArrayView1<'_, Var<S>>; N],
+) -> Var<S> {
+    elementwise_len(&xs);
+    let tracers: [Cow<'_, [Var<S>]>; N] = xs.each_ref().map(|x| match x.as_slice() {
+        Some(s) => Cow::Borrowed(s),
+        None => Cow::Owned(x.iter().copied().collect()),
+    });
+    let values = tracers.each_ref().map(|x| values_and_activity(x));
+    // The value as the primal computes it (at `S`, which records it if `S` is a tracer).
+    let value = S::sum_map(f, values.each_ref().map(|(v, _)| ArrayView1::from(&v[..])));
+    if !values.iter().any(|(_, active)| *active) {
+        return Var::constant_of(value);
+    }
+    let mut values = values.map(Some);
+    let operands = with_tape::<S, _>(|t| {
+        std::array::from_fn(|k| {
+            let recorded = values[k].take().expect("each operand is recorded once");
+            Operand::record(t, &tracers[k], recorded)
+        })
+    });
+    let node = SumMapNode {
+        f: f.clone(),
+        operands,
+    };
+    push_special(Box::new(node), [value])[0]
 }
 
 struct DotNode<S> {

@@ -3,7 +3,7 @@
 use std::cmp::Ordering;
 use std::ops::{Add, Div, Mul, Neg, Sub};
 
-use difi_core::{Hook, Real, Rule, Segment};
+use difi_core::{Elementwise, Hook, Real, Rule, Segment};
 use ndarray::{Array1, Array2, ArrayD, ArrayView1, ArrayView2, ArrayViewD};
 use num_traits::Float;
 
@@ -267,6 +267,10 @@ impl<S: Real> Real for Var<S> {
 
     fn sum_all(xs: ArrayView1<'_, Self>) -> Self {
         special::sum(xs)
+    }
+
+    fn sum_map<const N: usize, F: Elementwise<N>>(f: &F, xs: [ArrayView1<'_, Self>; N]) -> Self {
+        special::sum_map(f, xs)
     }
 
     fn dot(a: ArrayView1<'_, Self>, b: ArrayView1<'_, Self>) -> Self {

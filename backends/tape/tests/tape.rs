@@ -1,11 +1,11 @@
 //! The tape engine against analytic values and finite differences.
 
 use difi_core::{
-    apply, checkpoint, Active, ArrayD, ArrayViewD, Backend, Const, Error, FiniteDifferences, Float,
-    Hook, NoTangent, Real, Rule, Segment,
+    apply, checkpoint, sum_map, Active, ArrayD, ArrayViewD, Backend, Const, Elementwise, Error,
+    FiniteDifferences, Float, Hook, NoTangent, Real, Rule, Segment,
 };
 use difi_tape::{last_recording, Tape, Var};
-use ndarray::{arr1, arr2, Array1, Array2};
+use ndarray::{arr1, arr2, s, Array1, Array2, ArrayView1};
 
 fn rosenbrock<T: Real>(x: &[T]) -> T {
     x.windows(2).fold(T::zero(), |s, w| {
@@ -174,6 +174,77 @@ fn array_nodes_are_one_record_each() {
     // With A constant, the matvec pullback does no work for A and A records nothing.
     let gx2 = Tape::new().gradient(f, (Const(&a), Active(&x))).unwrap().1;
     close(gx2.as_slice().unwrap(), want_x.as_slice().unwrap(), 1e-14);
+}
+
+/// `w (x − y)²`, for `sum_map`.
+#[derive(Clone)]
+struct WeightedSquare;
+
+impl Elementwise<3> for WeightedSquare {
+    fn eval<T: Real>(&self, [w, x, y]: [T; 3]) -> T {
+        w * (x - y) * (x - y)
+    }
+}
+
+/// `Σ_i w_i (x_i − y_i)²`, with `x` read through a view of stride 2.
+fn weighted_squares<T: Real>(w: &[T], x: &[T], y: &[T]) -> T {
+    let x = ArrayView1::from(x);
+    sum_map(
+        &WeightedSquare,
+        [w.into(), x.slice(s![..;2]), ArrayView1::from(y)],
+    )
+}
+
+#[test]
+fn sum_map_is_one_record_holds_constant_operands_and_replays() {
+    let n = 200;
+    let w: Vec<f64> = (0..n).map(|i| 1.0 + 0.01 * i as f64).collect();
+    let x: Vec<f64> = (0..2 * n).map(|i| (i as f64 * 0.37).sin()).collect();
+    let y: Vec<f64> = (0..n).map(|i| (i as f64 * 0.11).cos()).collect();
+    // d/dx_{2i} = 2 w_i (x_{2i} − y_i), zero at odd indices; d/dy_i is its negative.
+    let want_x = |x: &[f64]| -> Vec<f64> {
+        (0..2 * n)
+            .map(|j| match j % 2 {
+                0 => 2.0 * w[j / 2] * (x[j] - y[j / 2]),
+                _ => 0.0,
+            })
+            .collect()
+    };
+    let want_y: Vec<f64> = (0..n).map(|i| -2.0 * w[i] * (x[2 * i] - y[i])).collect();
+    let f = |(w, x, y): (Vec<Var<f64>>, Vec<Var<f64>>, Vec<Var<f64>>)| weighted_squares(&w, &x, &y);
+    let b = Tape::new();
+
+    let (value, (NoTangent, gx, gy)) = b
+        .value_and_gradient(f, (Const(&w), Active(&x), Active(&y)))
+        .unwrap();
+    let stats = last_recording();
+    assert_eq!(value, weighted_squares(&w, &x, &y));
+    close(&gx, &want_x(&x), 1e-14);
+    close(&gy, &want_y, 1e-14);
+    // The inputs, one array node and its output: nothing per element of the sum.
+    assert_eq!(stats.array_nodes, 1);
+    assert_eq!(stats.nodes, 3 * n + 2);
+    // The constant weights are held by the node, not put in the recording's constant pool.
+    assert!(
+        stats.bytes < (3 * n + 2) * 20 + n * 8,
+        "{} bytes",
+        stats.bytes
+    );
+
+    // All constant: nothing recorded.
+    let (_, NoTangent, NoTangent) = b.gradient(f, (Const(&w), Const(&x), Const(&y))).unwrap();
+    assert_eq!(last_recording().nodes, 0);
+
+    // A prepared gradient replays the node at a new point.
+    let x2: Vec<f64> = x.iter().map(|v| v * 0.5 + 0.1).collect();
+    let mut prep = b
+        .prepare_gradient(f, (Const(&w), Active(&x), Active(&y)))
+        .unwrap();
+    let (NoTangent, gx2, _) = prep
+        .gradient(f, (Const(&w), Active(&x2), Active(&y)))
+        .unwrap();
+    assert_eq!(prep.state().replays(), 1);
+    close(&gx2, &want_x(&x2), 1e-14);
 }
 
 #[test]

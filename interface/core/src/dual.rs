@@ -3,7 +3,7 @@
 use std::cmp::Ordering;
 use std::ops::{Add, Div, Mul, Neg, Sub};
 
-use difi_core::{ArrayD, ArrayViewD, Real, Rule};
+use crate::{ArrayD, ArrayViewD, Real, Rule};
 use num_traits::Float;
 
 /// A dual number with `N` tangent lanes: `re + Σ eps[k] ε_k` with `ε_j ε_k = 0`.
@@ -12,7 +12,7 @@ use num_traits::Float;
 /// engines run over it (forward-over-reverse). Comparisons look at the value only.
 ///
 /// ```
-/// use difi_forward::Dual;
+/// use difi_core::Dual;
 /// use difi_core::Float;
 /// let x = Dual::<f64, 1>::seeded(2.0, [1.0]);
 /// let y = x * x.sin();
@@ -47,6 +47,23 @@ impl<T: Real, const N: usize> Dual<T, N> {
     #[inline]
     pub fn seeded(re: T, eps: [T; N]) -> Self {
         Dual { re, eps }
+    }
+
+    /// `N` values as duals, lane `k` seeded on value `k`: a function of them carries its
+    /// gradient in its lanes.
+    ///
+    /// ```
+    /// use difi_core::Dual;
+    /// let [x, y] = Dual::variables([3.0_f64, 2.0]);
+    /// let z = x * x * y;
+    /// assert_eq!((z.re, z.eps), (18.0, [12.0, 9.0]));
+    /// ```
+    #[inline]
+    pub fn variables(values: [T; N]) -> [Self; N] {
+        std::array::from_fn(|k| Dual {
+            re: values[k],
+            eps: std::array::from_fn(|j| if j == k { T::one() } else { T::zero() }),
+        })
     }
 
     /// `f(re)` with tangents scaled by `f'(re)`.
@@ -146,7 +163,7 @@ macro_rules! flat {
 }
 
 impl<T: Real, const N: usize> Float for Dual<T, N> {
-    difi_core::float_passthrough_methods!(re, Dual::constant_of);
+    crate::float_passthrough_methods!(re, Dual::constant_of);
     flat!(floor, ceil, round, trunc, signum);
 
     fn fract(self) -> Self {
@@ -324,7 +341,7 @@ impl<T: Real, const N: usize> Float for Dual<T, N> {
     }
 }
 
-difi_core::impl_tracer_boilerplate!([T: Real, const N: usize] Dual<T, N>);
+crate::impl_tracer_boilerplate!([T: Real, const N: usize] Dual<T, N>);
 
 impl<T: Real, const N: usize> Real for Dual<T, N> {
     const NEST_LEVEL: usize = T::NEST_LEVEL + 1;

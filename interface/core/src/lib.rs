@@ -6,7 +6,9 @@
 //! implement [`Backend`] (and [`SecondOrder`]) and pass one conformance suite.
 //!
 //! This crate knows no AD engine. It holds the traits, the operators with their defaults, the
-//! custom-rule machinery, and [`FiniteDifferences`], a reference backend.
+//! custom-rule machinery, [`FiniteDifferences`], a reference backend, and [`Dual`], the
+//! dual-number scalar that forward mode is built on and that reverse engines use to
+//! differentiate small elementwise functions ([`sum_map`]).
 //!
 //! ```
 //! use difi_core::{Active, Backend, Const, FiniteDifferences, NoTangent, Real};
@@ -25,6 +27,7 @@
 mod args;
 mod backend;
 mod boilerplate;
+mod dual;
 mod error;
 mod fd;
 mod prepared;
@@ -37,11 +40,12 @@ pub use args::{
     Active, Annotated, ArgSignature, Args, Const, Embed, Identity, NoTangent, Signature,
 };
 pub use backend::{Backend, Pullback, PullbackFn, SecondOrder};
+pub use dual::Dual;
 pub use error::{Error, Result};
 pub use fd::{DensePullback, FiniteDifferences};
 pub use prepared::{op, GradientPrep, Prepared};
-pub use real::{sum, Real};
-pub use rule::{apply, check_pullback, checkpoint, Hook, Rule, Segment};
+pub use real::{elementwise_len, sum, sum_map, Real};
+pub use rule::{apply, check_pullback, checkpoint, Elementwise, Hook, Rule, Segment};
 pub use value::{flatten, Differentiable, Output, Shape};
 
 pub use ndarray::{ArrayD, ArrayViewD};

@@ -114,6 +114,44 @@ pub trait Segment: Clone + Send + Sync + 'static {
     fn eval<T: Real>(&self, inputs: &[T]) -> Vec<T>;
 }
 
+/// A scalar function of `N` scalars, applied element by element by [`crate::sum_map`].
+///
+/// It is generic over the scalar so that an engine can evaluate it at other types: reverse
+/// engines run it on [`crate::Dual`] numbers with one tangent lane per operand, element by
+/// element, and record the whole map as one node instead of one node per operation per
+/// element.
+///
+/// ```
+/// use difi_core::{sum_map, Elementwise, Real};
+/// use ndarray::ArrayView1;
+///
+/// /// One term of the extended Rosenbrock function.
+/// #[derive(Clone)]
+/// struct RosenbrockTerm;
+/// impl Elementwise<2> for RosenbrockTerm {
+///     fn eval<T: Real>(&self, [a, b]: [T; 2]) -> T {
+///         let (u, v) = (T::constant(1.0) - a, b - a * a);
+///         u * u + T::constant(100.0) * v * v
+///     }
+/// }
+/// let x = [1.0_f64, 2.0, 3.0];
+/// let terms = [ArrayView1::from(&x[..2]), ArrayView1::from(&x[1..])];
+/// // (1 − 1)² + 100 (2 − 1)² and (1 − 2)² + 100 (3 − 4)²
+/// assert_eq!(sum_map(&RosenbrockTerm, terms), 100.0 + 101.0);
+/// ```
+pub trait Elementwise<const N: usize>: Clone + Send + Sync + 'static {
+    /// The function at one element of each operand.
+    fn eval<T: Real>(&self, x: [T; N]) -> T;
+
+    /// The value and gradient at `x`, by forward mode on [`crate::Dual`] numbers with one lane
+    /// per argument. Reverse engines call it for every element of a [`crate::sum_map`].
+    #[inline]
+    fn value_and_gradient<T: Real>(&self, x: [T; N]) -> (T, [T; N]) {
+        let y = self.eval(crate::Dual::variables(x));
+        (y.re, y.eps)
+    }
+}
+
 /// Evaluates `segment` at `inputs`, checkpointed under engines that support it.
 pub fn checkpoint<T: Real, C: Segment>(segment: &C, inputs: &[T]) -> Vec<T> {
     T::checkpoint(segment, inputs)
