@@ -1,9 +1,9 @@
-//! The tape engine: Rosenbrock gradient (n = 1000) and the ad_trait chain workload, each beside
-//! its primal in one group; reverse Jacobians at m = 10 and m = 50 outputs (n = 50) to show the
+//! The tape engine: Rosenbrock gradient (n = 1000), as a loop and as one `sum_map`, and the
+//! ad_trait chain workload, each beside its primal in one group; reverse Jacobians at m = 10 and m = 50 outputs (n = 50) to show the
 //! cost per row does not grow with the rows done.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use difi_benches::basic::{rosenbrock, Chain};
+use difi_benches::basic::{rosenbrock, rosenbrock_sum_map, Chain};
 use difi_core::{Active, Backend};
 use difi_tape::Tape;
 use std::hint::black_box;
@@ -16,6 +16,16 @@ fn rosenbrock_group(c: &mut Criterion) {
         b.iter(|| {
             Tape::new()
                 .gradient(|x| rosenbrock(&x), Active(black_box(&x)))
+                .unwrap()
+        })
+    });
+    g.bench_function("sum-map-primal", |b| {
+        b.iter(|| rosenbrock_sum_map(black_box(&x)))
+    });
+    g.bench_function("sum-map-tape-gradient", |b| {
+        b.iter(|| {
+            Tape::new()
+                .gradient(|x| rosenbrock_sum_map(&x), Active(black_box(&x)))
                 .unwrap()
         })
     });

@@ -1,7 +1,8 @@
 //! The two small workloads used by every engine's bench: Rosenbrock and the ad_trait paper's
 //! chain.
 
-use difi_core::Real;
+use difi_core::{sum_map, Elementwise, Real};
+use ndarray::ArrayView1;
 
 /// The extended Rosenbrock function `Σ (1 - x_i)² + 100 (x_{i+1} - x_i²)²`.
 ///
@@ -15,6 +16,40 @@ pub fn rosenbrock<T: Real>(x: &[T]) -> T {
         let b = w[1] - w[0] * w[0];
         s + a * a + hundred * b * b
     })
+}
+
+/// [`rosenbrock`] written as a sum over elements of one scalar term ([`sum_map`]): the same
+/// terms added in the same order (each term whole before it is added, so the last bits can
+/// differ from the loop's). A reverse engine records one node for the whole sum and
+/// differentiates the term element by element, where the loop records eight nodes per element.
+///
+/// ```
+/// use difi_benches::basic::{rosenbrock, rosenbrock_sum_map};
+/// let x = [0.5_f64, -1.0, 2.0, 0.25];
+/// assert!((rosenbrock_sum_map(&x) - rosenbrock(&x)).abs() < 1e-12 * rosenbrock(&x));
+/// ```
+pub fn rosenbrock_sum_map<T: Real>(x: &[T]) -> T {
+    if x.len() < 2 {
+        return T::zero();
+    }
+    let n = x.len();
+    sum_map(
+        &RosenbrockTerm,
+        [ArrayView1::from(&x[..n - 1]), ArrayView1::from(&x[1..])],
+    )
+}
+
+/// One term of [`rosenbrock`]: `(1 − a)² + 100 (b − a²)²`.
+#[derive(Clone, Copy, Debug)]
+struct RosenbrockTerm;
+
+impl Elementwise<2> for RosenbrockTerm {
+    #[inline]
+    fn eval<T: Real>(&self, [a, b]: [T; 2]) -> T {
+        let u = T::constant(1.0) - a;
+        let v = b - a * a;
+        u * u + T::constant(100.0) * v * v
+    }
 }
 
 /// The analytic gradient of [`rosenbrock`], the reference for tests.

@@ -1,7 +1,7 @@
 //! GradBench workloads written once over `T: Real` (formulas in `shared/WORKLOADS.md`): the
 //! `f64` instantiation is the primal, every engine runs the same code.
 
-use difi_core::{checkpoint, Real, Segment};
+use difi_core::{checkpoint, sum_map, Elementwise, Real, Segment};
 use ndarray::{Array1, Array2, ArrayView1};
 
 /// llsq: `½ Σ_i (s_i − Σ_j x_j t_i^j)²` with `t_i = −1 + 2i/(n−1)` and `s_i = sign(t_i)`,
@@ -39,15 +39,27 @@ pub fn llsq<T: Real>(x: &[T], n: usize) -> T {
 
 /// lse: `a + log Σ exp(x_i − a)` with `a = max x`, from primitives. The shift `a` cancels
 /// exactly, so it is a constant taken from the primal values (JAX's `logsumexp` stops its
-/// gradient likewise): its derivative, zero, is not recorded.
+/// gradient likewise): its derivative, zero, is not recorded. The sum of exponentials is one
+/// [`sum_map`], which reverse engines record as one node.
 pub fn lse<T: Real>(x: &[T]) -> T {
-    let a = T::constant(
-        x.iter()
-            .map(|v| v.innermost())
-            .fold(f64::NEG_INFINITY, f64::max),
-    );
-    let exps: Vec<T> = x.iter().map(|&v| (v - a).exp()).collect();
-    a + T::sum_all(ArrayView1::from(&exps[..])).ln()
+    let shift = x
+        .iter()
+        .map(|v| v.innermost())
+        .fold(f64::NEG_INFINITY, f64::max);
+    T::constant(shift) + sum_map(&ShiftedExp { shift }, [ArrayView1::from(x)]).ln()
+}
+
+/// `exp(x − shift)`, the terms of [`lse`].
+#[derive(Clone, Copy, Debug)]
+struct ShiftedExp {
+    shift: f64,
+}
+
+impl Elementwise<1> for ShiftedExp {
+    #[inline]
+    fn eval<T: Real>(&self, [x]: [T; 1]) -> T {
+        (x - T::constant(self.shift)).exp()
+    }
 }
 
 /// det: determinant of the `ell × ell` row-major matrix by expansion by minors along the first
