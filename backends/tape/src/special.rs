@@ -4,7 +4,10 @@
 
 use std::borrow::Cow;
 
-use difi_core::{check_pullback, elementwise_len, Elementwise, Hook, Real, Result, Rule, Segment};
+use difi_core::{
+    check_pullback, elementwise_len, sum_map_by_index, Elementwise, Hook, Real, Result, Rule,
+    Segment,
+};
 use ndarray::{Array1, Array2, ArrayD, ArrayView1, ArrayView2, ArrayViewD, IxDyn};
 
 use crate::tape::{
@@ -409,6 +412,14 @@ impl<S: Real, F: Elementwise<N>, const N: usize> Special<S> for SumMapNode<S, F,
     }
 }
 
+/// `Σ_i f(x[i])` on the tracers' values. Out of line: inlined into [`sum_map`], its accumulator
+/// was kept on the stack, a store and a load on the loop's critical path (Rosenbrock's gradient
+/// 5.3 -> 7.3 µs).
+#[inline(never)]
+fn value_of_tracers<S: Real, F: Elementwise<N>, const N: usize>(f: &F, xs: [&[Var<S>]; N]) -> S {
+    sum_map_by_index(f, xs[0].len(), |i| xs.map(|x| x[i].value))
+}
+
 pub(crate) fn sum_map<S: Real, F: Elementwise<N>, const N: usize>(
     f: &F,
     xs: [ArrayView1<'_, Var<S>>; N],
@@ -418,17 +429,26 @@ pub(crate) fn sum_map<S: Real, F: Elementwise<N>, const N: usize>(
         Some(s) => Cow::Borrowed(s),
         None => Cow::Owned(x.iter().copied().collect()),
     });
-    let values = tracers.each_ref().map(|x| values_and_activity(x));
-    // The value as the primal computes it (at `S`, which records it if `S` is a tracer).
-    let value = S::sum_map(f, values.each_ref().map(|(v, _)| ArrayView1::from(&v[..])));
-    if !values.iter().any(|(_, active)| *active) {
+    // The value as the primal computes it: read straight from the tracers when `S` is a plain
+    // number (no copy of the operands), through `S::sum_map` when it is a tracer, whose engine
+    // records it as one node.
+    let value = if S::NEST_LEVEL == 0 {
+        value_of_tracers(f, tracers.each_ref().map(|x| &x[..]))
+    } else {
+        let values = tracers
+            .each_ref()
+            .map(|x| x.iter().map(|v| v.value).collect::<Vec<S>>());
+        S::sum_map(f, values.each_ref().map(|v| ArrayView1::from(&v[..])))
+    };
+    let active = tracers.each_ref().map(|x| x.iter().any(|v| v.is_active()));
+    if !active.iter().any(|&a| a) {
         return Var::constant_of(value);
     }
-    let mut values = values.map(Some);
+    // Constant operands are held as values; active ones are references.
     let operands = with_tape::<S, _>(|t| {
-        std::array::from_fn(|k| {
-            let recorded = values[k].take().expect("each operand is recorded once");
-            Operand::record(t, &tracers[k], recorded)
+        std::array::from_fn(|k| match active[k] {
+            true => Operand::Active(refs(t, tracers[k].iter().copied())),
+            false => Operand::Const(tracers[k].iter().map(|v| v.value).collect()),
         })
     });
     let node = SumMapNode {

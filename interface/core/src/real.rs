@@ -86,8 +86,7 @@ pub trait Real:
     /// [`crate::Dual`] numbers in the pullback, so an elementwise loss costs a few times its
     /// primal instead of one recorded operation per operation per element.
     fn sum_map<const N: usize, F: Elementwise<N>>(f: &F, xs: [ArrayView1<'_, Self>; N]) -> Self {
-        let len = elementwise_len(&xs);
-        (0..len).fold(Self::zero(), |s, i| s + f.eval(xs.each_ref().map(|x| x[i])))
+        sum_map_by_index(f, elementwise_len(&xs), |i| xs.each_ref().map(|x| x[i]))
     }
 
     /// Inner product. Panics if the lengths differ.
@@ -260,6 +259,16 @@ pub fn sum<T: Real, Dt: ndarray::Data<Elem = T>, D: ndarray::Dimension>(
 /// ```
 pub fn sum_map<T: Real, const N: usize, F: Elementwise<N>>(f: &F, xs: [ArrayView1<'_, T>; N]) -> T {
     T::sum_map(f, xs)
+}
+
+/// `Σ_{i < len} f(element(i))` in order of `i`: the loop of [`Real::sum_map`]'s default, for
+/// engines that hold the operands in another form (tracers whose values are plain numbers).
+pub fn sum_map_by_index<T: Real, const N: usize, F: Elementwise<N>>(
+    f: &F,
+    len: usize,
+    element: impl Fn(usize) -> [T; N],
+) -> T {
+    (0..len).fold(T::zero(), |s, i| s + f.eval(element(i)))
 }
 
 /// The common length of [`sum_map`]'s operands; panics with what is wrong otherwise.
