@@ -4,11 +4,11 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
 
 use difi_core::{
-    apply, checkpoint, Active, ArrayD, ArrayViewD, Backend, Const, Error, FiniteDifferences, Hook,
-    NoTangent, Real, Rule, SecondOrder, Segment,
+    apply, checkpoint, sum_map, Active, ArrayD, ArrayViewD, Backend, Const, Elementwise, Error,
+    FiniteDifferences, Hook, NoTangent, Real, Rule, SecondOrder, Segment,
 };
 use difi_fft::{conv, FftConv};
-use ndarray::{arr1, arr2, Array1, Array2, Array3};
+use ndarray::{arr1, arr2, Array1, Array2, Array3, ArrayView1};
 
 use crate::functions::{matrix_map, matrix_map_jacobian, ScalarFn, VectorFn, VectorVectorFn};
 use crate::{Outcome, Profile, Status};
@@ -171,6 +171,24 @@ fn particle_energy<T: Real>(p: &Particle<T>) -> T {
 
 fn mixed<T: Real>(a: &[T], c: T, b: &[T]) -> T {
     a.iter().zip(b).fold(T::zero(), |s, (&x, &y)| s + x * x * y) * c
+}
+
+/// `a b` for [`difi_core::sum_map`], recording the masks engines pass to its
+/// `value_and_gradient`.
+#[derive(Clone, Default)]
+struct ElementwiseMaskProbe {
+    asked: Arc<Mutex<Vec<[bool; 2]>>>,
+}
+
+impl Elementwise<2> for ElementwiseMaskProbe {
+    fn eval<T: Real>(&self, [a, b]: [T; 2]) -> T {
+        a * b
+    }
+    fn value_and_gradient<T: Real>(&self, [a, b]: [T; 2], needed: [bool; 2]) -> (T, [T; 2]) {
+        self.asked.lock().unwrap().push(needed);
+        let partial = |n: bool, d: T| if n { d } else { T::zero() };
+        (a * b, [partial(needed[0], b), partial(needed[1], a)])
+    }
 }
 
 /// y = a ⊙ b, recording which inputs each pullback and pushforward was asked about.
@@ -919,6 +937,44 @@ pub(crate) fn first_order<B: Backend>(b: &B, profile: &Profile, r: &mut Runner<'
         if result == Some(true) {
             r.outcomes.pop();
             r.not_applicable(name, "the engine differentiates the rule's forward code, never its pullback or pushforward");
+        }
+    }
+    {
+        // sum_map: the elementwise gradient is asked only for the active operand.
+        let probe = ElementwiseMaskProbe::default();
+        let f = |(u, v): (Vec<_>, Vec<_>)| {
+            sum_map(&probe, [ArrayView1::from(&u[..]), ArrayView1::from(&v[..])])
+        };
+        let (u, v) = (vec![1.0, 2.0, 3.0], vec![4.0, 5.0, 6.0]);
+        let name = "probe/sum-map-mask/const-never-asked".to_string();
+        let mut result = None;
+        r.run(name.clone(), tol, || {
+            let (gu, NoTangent) = b.gradient(f, (Active(&u), Const(&v))).map_err(err)?;
+            let (_, pb) = b.pullback(f, (Active(&u), Const(&v))).map_err(err)?;
+            let (pu, NoTangent) = pb.apply(&1.0).map_err(err)?;
+            let j = b.jacobian(f, (Active(&u), Const(&v))).map_err(err)?;
+            let mut prep = b
+                .prepare_gradient(f, (Active(&v), Const(&u)))
+                .map_err(err)?;
+            let (qu, NoTangent) = prep.gradient(f, (Active(&u), Const(&v))).map_err(err)?;
+            let asked = probe.asked.lock().unwrap().clone();
+            if asked.iter().any(|m| m[1]) {
+                return Err(format!(
+                    "the Const operand was asked for a partial: {asked:?}"
+                ));
+            }
+            result = Some(asked.is_empty());
+            Ok(rel(&gu, &v)
+                .max(rel(&pu, &v))
+                .max(rel(&elements(&j), &v))
+                .max(rel(&qu, &v)))
+        });
+        if result == Some(true) {
+            r.outcomes.pop();
+            r.not_applicable(
+                name,
+                "the engine differentiates sum_map's loop, never asking for elementwise gradients",
+            );
         }
     }
     {

@@ -110,6 +110,7 @@ macro_rules! with_scenarios {
             "error/tracer-misuse",
             "rule/column-major-output/gradient",
             "probe/rule-mask/const-never-asked",
+            "probe/sum-map-mask/const-never-asked",
             "probe/rule-mask/const-tangent-never-asked",
             "probe/conv/cotangents-computed",
             "nested/perturbation-confusion/product",

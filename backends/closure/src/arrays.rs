@@ -75,7 +75,7 @@ pub(crate) fn sum_map<S: Real, F: Elementwise<N>, const N: usize>(
         false => Vec::new(),
     });
     for i in 0..len {
-        let (y, gradient) = f.value_and_gradient(xs.each_ref().map(|x| x[i].value));
+        let (y, gradient) = f.value_and_gradient(xs.each_ref().map(|x| x[i].value), active);
         value += y;
         for (k, d) in gradient.into_iter().enumerate() {
             if active[k] {

@@ -350,7 +350,7 @@ fn values_and_activity<S: Real>(xs: &[Var<S>]) -> (Vec<S>, bool) {
 // ---- sum of an elementwise function ----
 
 /// `Σ_i f(x₀[i], …)`: `f` and the operands. The pullback differentiates `f` element by element
-/// on duals with one lane per operand, from the operands' current values, so a replay needs
+/// on duals with one lane per active operand, from the operands' current values, so a replay needs
 /// nothing renewed.
 struct SumMapNode<S, F, const N: usize> {
     f: F,
@@ -373,8 +373,10 @@ impl<S: Real, F: Elementwise<N>, const N: usize> Special<S> for SumMapNode<S, F,
     fn pullback(&self, v: &[S], c: &[S], out: &[S], adj: &mut [S]) -> Result<()> {
         let g = out[0];
         let values = self.values(v, c);
+        let needed = self.operands.each_ref().map(Operand::is_active);
         let cotangents = (0..values[0].len()).map(|i| {
-            let (_, gradient) = self.f.value_and_gradient(values.each_ref().map(|x| x[i]));
+            let x = values.each_ref().map(|x| x[i]);
+            let (_, gradient) = self.f.value_and_gradient(x, needed);
             gradient.map(|d| d * g)
         });
         // Operands that are constant or strided (the usual case: slices of inputs or of one

@@ -49,23 +49,6 @@ impl<T: Real, const N: usize> Dual<T, N> {
         Dual { re, eps }
     }
 
-    /// `N` values as duals, lane `k` seeded on value `k`: a function of them carries its
-    /// gradient in its lanes.
-    ///
-    /// ```
-    /// use difi_core::Dual;
-    /// let [x, y] = Dual::variables([3.0_f64, 2.0]);
-    /// let z = x * x * y;
-    /// assert_eq!((z.re, z.eps), (18.0, [12.0, 9.0]));
-    /// ```
-    #[inline]
-    pub fn variables(values: [T; N]) -> [Self; N] {
-        std::array::from_fn(|k| Dual {
-            re: values[k],
-            eps: std::array::from_fn(|j| if j == k { T::one() } else { T::zero() }),
-        })
-    }
-
     /// `f(re)` with tangents scaled by `f'(re)`.
     #[inline]
     fn chain(self, value: T, derivative: T) -> Self {

@@ -117,7 +117,7 @@ pub trait Segment: Clone + Send + Sync + 'static {
 /// A scalar function of `N` scalars, applied element by element by [`crate::sum_map`].
 ///
 /// It is generic over the scalar so that an engine can evaluate it at other types: reverse
-/// engines run it on [`crate::Dual`] numbers with one tangent lane per operand, element by
+/// engines run it on [`crate::Dual`] numbers with one tangent lane per active operand, element by
 /// element, and record the whole map as one node instead of one node per operation per
 /// element.
 ///
@@ -143,13 +143,50 @@ pub trait Elementwise<const N: usize>: Clone + Send + Sync + 'static {
     /// The function at one element of each operand.
     fn eval<T: Real>(&self, x: [T; N]) -> T;
 
-    /// The value and gradient at `x`, by forward mode on [`crate::Dual`] numbers with one lane
-    /// per argument. Reverse engines call it for every element of a [`crate::sum_map`].
+    /// The value at `x` and the partial derivatives the mask `needed` asks for (the others are
+    /// zero). Reverse engines call it for every element of a [`crate::sum_map`], asking only
+    /// for the operands that are active, as custom rules are asked only for needed cotangents.
+    ///
+    /// The default runs [`Elementwise::eval`] in forward mode on [`crate::Dual`] numbers with
+    /// one lane per needed argument (constant arguments get no lane). Override it with a
+    /// hand-written gradient where that is cheaper.
     #[inline]
-    fn value_and_gradient<T: Real>(&self, x: [T; N]) -> (T, [T; N]) {
-        let y = self.eval(crate::Dual::variables(x));
-        (y.re, y.eps)
+    fn value_and_gradient<T: Real>(&self, x: [T; N], needed: [bool; N]) -> (T, [T; N]) {
+        match needed.iter().filter(|&&n| n).count() {
+            0 => (self.eval(x), [T::zero(); N]),
+            1 => in_lanes::<T, N, 1, _>(self, x, needed),
+            2 => in_lanes::<T, N, 2, _>(self, x, needed),
+            3 => in_lanes::<T, N, 3, _>(self, x, needed),
+            _ => in_lanes::<T, N, N, _>(self, x, needed),
+        }
     }
+}
+
+/// `f` on duals with `K` lanes, lane `j` seeded on the `j`-th needed argument (`K` at least
+/// their number); the partials scattered back to the arguments, zero where not needed.
+#[inline]
+fn in_lanes<T: Real, const N: usize, const K: usize, F: Elementwise<N>>(
+    f: &F,
+    x: [T; N],
+    needed: [bool; N],
+) -> (T, [T; N]) {
+    let mut lane_of = [None; N];
+    let mut lanes = 0;
+    for (k, &n) in needed.iter().enumerate() {
+        if n {
+            lane_of[k] = Some(lanes);
+            lanes += 1;
+        }
+    }
+    let duals = std::array::from_fn(|k| match lane_of[k] {
+        Some(j) => crate::Dual::seeded(
+            x[k],
+            std::array::from_fn(|i| if i == j { T::one() } else { T::zero() }),
+        ),
+        None => crate::Dual::constant_of(x[k]),
+    });
+    let y: crate::Dual<T, K> = f.eval(duals);
+    (y.re, lane_of.map(|j| j.map_or(T::zero(), |j| y.eps[j])))
 }
 
 /// Evaluates `segment` at `inputs`, checkpointed under engines that support it.
