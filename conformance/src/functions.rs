@@ -1,6 +1,6 @@
 //! The functions of the scenarios, written once over `T: Real`, with analytic references.
 
-use difi_core::{sum_map, Elementwise, Real};
+use difi_core::{map, sum_map, Elementwise, Real};
 use ndarray::{s, Array1, Array2, ArrayView1};
 
 /// Scalar to scalar.
@@ -250,6 +250,16 @@ impl Elementwise<2> for RosenbrockTerm {
     }
 }
 
+/// `a sin b`, for [`map`].
+#[derive(Clone, Copy, Debug)]
+struct ProductSin;
+
+impl Elementwise<2> for ProductSin {
+    fn eval<T: Real>(&self, [a, b]: [T; 2]) -> T {
+        a * b.sin()
+    }
+}
+
 /// `c a sin b`, for [`sum_map`].
 #[derive(Clone, Copy, Debug)]
 struct ScaledProductSin;
@@ -273,14 +283,17 @@ pub enum VectorVectorFn {
     MatVec,
     /// y_i = Σ_{j ≤ i} x_j
     CumSum,
+    /// y_i = x_i sin x_{n−1−i} through [`difi_core::map`] over `x` and `x` reversed
+    Map,
 }
 
 impl VectorVectorFn {
     /// Every variant.
-    pub const ALL: [VectorVectorFn; 3] = [
+    pub const ALL: [VectorVectorFn; 4] = [
         VectorVectorFn::Elementwise,
         VectorVectorFn::MatVec,
         VectorVectorFn::CumSum,
+        VectorVectorFn::Map,
     ];
 
     fn matrix(n: usize) -> Array2<f64> {
@@ -302,6 +315,10 @@ impl VectorVectorFn {
                     Some(*s)
                 })
                 .collect(),
+            VectorVectorFn::Map => {
+                let x = ArrayView1::from(x);
+                map(&ProductSin, [x, x.slice(s![..;-1])]).to_vec()
+            }
         }
     }
 
@@ -314,6 +331,15 @@ impl VectorVectorFn {
             }
             VectorVectorFn::MatVec => Self::matrix(n),
             VectorVectorFn::CumSum => Array2::from_shape_fn((n, n), |(i, j)| (j <= i) as u8 as f64),
+            VectorVectorFn::Map => {
+                let mut jac = Array2::zeros((n, n));
+                for i in 0..n {
+                    let r = n - 1 - i;
+                    jac[[i, i]] += x[r].sin();
+                    jac[[i, r]] += x[i] * x[r].cos();
+                }
+                jac
+            }
         }
     }
 }

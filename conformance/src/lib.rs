@@ -42,7 +42,8 @@
 //! * Families: scalar → scalar (sin, exp, ln, powi, powf, tanh, logistic, abs away from 0);
 //!   vector → scalar (sum of squares, Rosenbrock, dot with a constant, logsumexp, a loop with a
 //!   branch, and two [`difi_core::sum_map`]s: Rosenbrock's terms, and terms over a reversed view
-//!   and a constant operand); vector → vector (elementwise, matrix-vector, cumulative sum); ndarray matrix in
+//!   and a constant operand); vector → vector (elementwise, matrix-vector, cumulative sum, a
+//!   [`difi_core::map`] over a reversed view); ndarray matrix in
 //!   and out, also transposed (Fortran order); a derived struct; tuples
 //!   `(Active, Const, Active)` and all `Const`; empty and one-element inputs; a gradient at
 //!   n = 100 000 (reverse engines).

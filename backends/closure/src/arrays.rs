@@ -2,7 +2,7 @@
 //! capturing only what the active operands' cotangents need.
 
 use difi_core::{check_pullback, elementwise_len, Elementwise, Hook, Real, Result, Rule, Segment};
-use ndarray::{Array2, ArrayD, ArrayView1, ArrayView2, ArrayViewD, IxDyn};
+use ndarray::{Array1, Array2, ArrayD, ArrayView1, ArrayView2, ArrayViewD, IxDyn};
 
 use crate::graph::{with_graph, ArrayPullback, Entry, Graph, NO_ID};
 use crate::tracked::Tracked;
@@ -57,31 +57,46 @@ pub(crate) fn sum<S: Real>(xs: ArrayView1<'_, Tracked<S>>) -> Tracked<S> {
     })
 }
 
-/// `Σ_i f(x₀[i], …)`: value and gradient of `f` at each element in one pass on duals; the
-/// pullback scales the active operands' partials.
-pub(crate) fn sum_map<S: Real, F: Elementwise<N>, const N: usize>(
+/// `Σ_i f(x₀[i], …)` (`summed`) or `[f(x₀[i], …)]`: value and gradient of `f` at each element
+/// in one pass on duals; the pullback scales the active operands' partials by the cotangents.
+fn elementwise<S: Real, F: Elementwise<N>, const N: usize>(
     f: &F,
     xs: [ArrayView1<'_, Tracked<S>>; N],
-) -> Tracked<S> {
+    summed: bool,
+) -> Vec<Tracked<S>> {
     let len = elementwise_len(&xs);
     let active = xs.each_ref().map(|x| x.iter().any(|t| t.is_active()));
     if !active.iter().any(|&a| a) {
         let values = xs.each_ref().map(|x| x.map(|t| t.value));
-        return Tracked::constant_of(S::sum_map(f, values.each_ref().map(|v| v.view())));
+        let views = values.each_ref().map(|v| v.view());
+        return match summed {
+            true => vec![Tracked::constant_of(S::sum_map(f, views))],
+            false => S::map_elementwise(f, views)
+                .map(|&y| Tracked::constant_of(y))
+                .to_vec(),
+        };
     }
-    let mut value = S::zero();
+    let mut values = Vec::with_capacity(if summed { 1 } else { len });
+    let mut sum = S::zero();
     let mut partials: [Vec<S>; N] = std::array::from_fn(|k| match active[k] {
         true => Vec::with_capacity(len),
         false => Vec::new(),
     });
     for i in 0..len {
         let (y, gradient) = f.value_and_gradient(xs.each_ref().map(|x| x[i].value), active);
-        value += y;
+        if summed {
+            sum += y;
+        } else {
+            values.push(y);
+        }
         for (k, d) in gradient.into_iter().enumerate() {
             if active[k] {
                 partials[k].push(d);
             }
         }
+    }
+    if summed {
+        values.push(sum);
     }
     with_graph::<S, _>(|g| {
         let ids: [Vec<u32>; N] = std::array::from_fn(|k| match active[k] {
@@ -90,14 +105,29 @@ pub(crate) fn sum_map<S: Real, F: Elementwise<N>, const N: usize>(
         });
         let pb: ArrayPullback<S> = Box::new(move |out, adj| {
             for (ids, partials) in ids.iter().zip(&partials) {
-                for (&i, &d) in ids.iter().zip(partials) {
-                    add(adj, i, out[0] * d);
+                for (e, (&i, &d)) in ids.iter().zip(partials).enumerate() {
+                    let ct = if summed { out[0] } else { out[e] };
+                    add(adj, i, ct * d);
                 }
             }
             Ok(())
         });
-        register(g, pb, vec![value])[0]
+        register(g, pb, values)
     })
+}
+
+pub(crate) fn sum_map<S: Real, F: Elementwise<N>, const N: usize>(
+    f: &F,
+    xs: [ArrayView1<'_, Tracked<S>>; N],
+) -> Tracked<S> {
+    elementwise(f, xs, true)[0]
+}
+
+pub(crate) fn map<S: Real, F: Elementwise<N>, const N: usize>(
+    f: &F,
+    xs: [ArrayView1<'_, Tracked<S>>; N],
+) -> Array1<Tracked<S>> {
+    Array1::from(elementwise(f, xs, false))
 }
 
 pub(crate) fn dot<S: Real>(

@@ -325,6 +325,13 @@ impl<S: Real> Real for Tracked<S> {
         arrays::sum_map(f, xs)
     }
 
+    fn map_elementwise<const N: usize, F: Elementwise<N>>(
+        f: &F,
+        xs: [ArrayView1<'_, Self>; N],
+    ) -> Array1<Self> {
+        arrays::map(f, xs)
+    }
+
     fn dot(a: ArrayView1<'_, Self>, b: ArrayView1<'_, Self>) -> Self {
         arrays::dot(a, b)
     }

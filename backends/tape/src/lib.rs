@@ -23,12 +23,13 @@
 //!   gradient of scalar code costs 10–35 times its primal (Rosenbrock, n = 1000: about 32).
 //! * [`difi_core::Real::sum_all`], `dot`, `matvec`, `matmul` and custom rules are one record
 //!   each with a vectorised pullback: write array work with them (gmm, whose hot part is one
-//!   matrix product, costs about 4 times its primal; llsq about 2).
+//!   matrix product, costs about 3 times its primal; llsq about 2).
 //! * [`difi_core::sum_map`] is one record whose pullback differentiates the term element by
-//!   element on dual numbers (one lane per active operand): about 2 ns per element for Rosenbrock's
-//!   term, against 8 records per element for the loop. Rosenbrock written with it takes 5 µs
-//!   for a gradient instead of 31 (about 9 times its own primal, which is itself faster than
-//!   the loop's); lse about 3 times its primal.
+//!   element on dual numbers (one lane per active operand): about 2 ns per element for
+//!   Rosenbrock's term, against 8 records per element for the loop. Rosenbrock written with it
+//!   takes 5 µs for a gradient instead of 31 (about 9 times its own primal, which is itself
+//!   faster than the loop's); lse about 2.7 times its primal. [`difi_core::map`] is the same
+//!   node with one output slot per element (a record and a value each).
 //! * Each active input and gradient entry costs about 1.5 ns (lift and extraction), and each
 //!   call has a fixed cost of about 150 ns.
 //! * `Const` arguments record nothing and get no adjoints, but their scalars still become

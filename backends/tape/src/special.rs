@@ -1,6 +1,6 @@
-//! Array-level nodes: sum, sums of elementwise functions, dot, matrix products, custom rules,
-//! hooks and checkpoints. Each is
-//! one record with an array-level pullback; constant operands get no adjoint work.
+//! Array-level nodes: sum, sums and maps of elementwise functions, dot, matrix products, custom
+//! rules, hooks and checkpoints. Each is one record with an array-level pullback; constant
+//! operands get no adjoint work.
 
 use std::borrow::Cow;
 
@@ -347,36 +347,31 @@ fn values_and_activity<S: Real>(xs: &[Var<S>]) -> (Vec<S>, bool) {
     )
 }
 
-// ---- sum of an elementwise function ----
+// ---- elementwise functions: sums and maps ----
 
-/// `Σ_i f(x₀[i], …)`: `f` and the operands. The pullback differentiates `f` element by element
-/// on duals with one lane per active operand, from the operands' current values, so a replay needs
-/// nothing renewed.
-struct SumMapNode<S, F, const N: usize> {
+/// `Σ_i f(x₀[i], …)` (`summed`) or `[f(x₀[i], …)]`: `f` and the operands. The pullback
+/// differentiates `f` element by element on duals with one lane per active operand, from the
+/// operands' current values, so a replay needs nothing renewed.
+struct ElementwiseNode<S, F, const N: usize> {
     f: F,
     operands: [Operand<S>; N],
+    len: usize,
+    summed: bool,
 }
 
-impl<S: Real, F: Elementwise<N>, const N: usize> SumMapNode<S, F, N> {
+impl<S: Real, F: Elementwise<N>, const N: usize> ElementwiseNode<S, F, N> {
     fn values<'a>(&'a self, v: &'a [S], c: &[S]) -> [Cow<'a, [S]>; N] {
         self.operands.each_ref().map(|o| o.values(v, c))
     }
-}
 
-impl<S: Real, F: Elementwise<N>, const N: usize> Special<S> for SumMapNode<S, F, N> {
-    fn operands(&self, out: &mut Vec<u32>) {
-        self.operands.iter().for_each(|o| o.operands(out));
-    }
-    fn num_outputs(&self) -> usize {
-        1
-    }
-    fn pullback(&self, v: &[S], c: &[S], out: &[S], adj: &mut [S]) -> Result<()> {
-        let g = out[0];
+    /// Adds to `adj` the operands' cotangents, `cotangent(i)` arriving at element `i`.
+    fn pull_back(&self, v: &[S], c: &[S], adj: &mut [S], cotangent: impl Fn(usize) -> S) {
         let values = self.values(v, c);
         let needed = self.operands.each_ref().map(Operand::is_active);
-        let cotangents = (0..values[0].len()).map(|i| {
+        let cotangents = (0..self.len).map(|i| {
             let x = values.each_ref().map(|x| x[i]);
             let (_, gradient) = self.f.value_and_gradient(x, needed);
+            let g = cotangent(i);
             gradient.map(|d| d * g)
         });
         // Operands that are constant or strided (the usual case: slices of inputs or of one
@@ -403,15 +398,82 @@ impl<S: Real, F: Elementwise<N>, const N: usize> Special<S> for SumMapNode<S, F,
                 operand.add_adjoint(adj, cotangents.iter().map(|ct| ct[k]));
             }
         }
+    }
+}
+
+impl<S: Real, F: Elementwise<N>, const N: usize> Special<S> for ElementwiseNode<S, F, N> {
+    fn operands(&self, out: &mut Vec<u32>) {
+        self.operands.iter().for_each(|o| o.operands(out));
+    }
+    fn num_outputs(&self) -> usize {
+        if self.summed {
+            1
+        } else {
+            self.len
+        }
+    }
+    fn pullback(&self, v: &[S], c: &[S], out: &[S], adj: &mut [S]) -> Result<()> {
+        // One loop per form, so the summed one reads its single cotangent without a branch.
+        match self.summed {
+            true => self.pull_back(v, c, adj, |_| out[0]),
+            false => self.pull_back(v, c, adj, |i| out[i]),
+        }
         Ok(())
     }
     fn replay(&self, v: &[S], c: &[S]) -> Option<Vec<S>> {
         let values = self.values(v, c);
-        Some(vec![S::sum_map(
-            &self.f,
-            values.each_ref().map(|x| ArrayView1::from(&x[..])),
-        )])
+        let views = values.each_ref().map(|x| ArrayView1::from(&x[..]));
+        Some(match self.summed {
+            true => vec![S::sum_map(&self.f, views)],
+            false => S::map_elementwise(&self.f, views).to_vec(),
+        })
     }
+}
+
+/// The operands' tracers in logical order, borrowed where contiguous.
+fn elementwise_tracers<'a, S: Real, const N: usize>(
+    xs: &'a [ArrayView1<'_, Var<S>>; N],
+) -> [Cow<'a, [Var<S>]>; N] {
+    elementwise_len(xs);
+    xs.each_ref().map(|x| match x.as_slice() {
+        Some(s) => Cow::Borrowed(s),
+        None => Cow::Owned(x.iter().copied().collect()),
+    })
+}
+
+/// The values of the operands as plain numbers, for evaluating `f` at a tracer `S` through its
+/// own engine's hooks (which record one node).
+fn elementwise_values<S: Real, const N: usize>(tracers: &[Cow<'_, [Var<S>]>; N]) -> [Vec<S>; N] {
+    tracers
+        .each_ref()
+        .map(|x| x.iter().map(|v| v.value).collect())
+}
+
+/// Records the node with its outputs `values` (one if `summed`); constants if no operand is
+/// active. Constant operands are held as values, active ones as references.
+fn push_elementwise<S: Real, F: Elementwise<N>, const N: usize>(
+    f: &F,
+    tracers: &[Cow<'_, [Var<S>]>; N],
+    summed: bool,
+    values: Vec<S>,
+) -> Vec<Var<S>> {
+    let active = tracers.each_ref().map(|x| x.iter().any(|v| v.is_active()));
+    if !active.iter().any(|&a| a) {
+        return values.into_iter().map(Var::constant_of).collect();
+    }
+    let operands = with_tape::<S, _>(|t| {
+        std::array::from_fn(|k| match active[k] {
+            true => Operand::Active(refs(t, tracers[k].iter().copied())),
+            false => Operand::Const(tracers[k].iter().map(|v| v.value).collect()),
+        })
+    });
+    let node = ElementwiseNode {
+        f: f.clone(),
+        operands,
+        len: tracers[0].len(),
+        summed,
+    };
+    push_special(Box::new(node), values)
 }
 
 /// `Σ_i f(x[i])` on the tracers' values. Out of line: inlined into [`sum_map`], its accumulator
@@ -426,38 +488,35 @@ pub(crate) fn sum_map<S: Real, F: Elementwise<N>, const N: usize>(
     f: &F,
     xs: [ArrayView1<'_, Var<S>>; N],
 ) -> Var<S> {
-    elementwise_len(&xs);
-    let tracers: [Cow<'_, [Var<S>]>; N] = xs.each_ref().map(|x| match x.as_slice() {
-        Some(s) => Cow::Borrowed(s),
-        None => Cow::Owned(x.iter().copied().collect()),
-    });
+    let tracers = elementwise_tracers(&xs);
     // The value as the primal computes it: read straight from the tracers when `S` is a plain
     // number (no copy of the operands), through `S::sum_map` when it is a tracer, whose engine
     // records it as one node.
     let value = if S::NEST_LEVEL == 0 {
         value_of_tracers(f, tracers.each_ref().map(|x| &x[..]))
     } else {
-        let values = tracers
-            .each_ref()
-            .map(|x| x.iter().map(|v| v.value).collect::<Vec<S>>());
+        let values = elementwise_values(&tracers);
         S::sum_map(f, values.each_ref().map(|v| ArrayView1::from(&v[..])))
     };
-    let active = tracers.each_ref().map(|x| x.iter().any(|v| v.is_active()));
-    if !active.iter().any(|&a| a) {
-        return Var::constant_of(value);
-    }
-    // Constant operands are held as values; active ones are references.
-    let operands = with_tape::<S, _>(|t| {
-        std::array::from_fn(|k| match active[k] {
-            true => Operand::Active(refs(t, tracers[k].iter().copied())),
-            false => Operand::Const(tracers[k].iter().map(|v| v.value).collect()),
-        })
-    });
-    let node = SumMapNode {
-        f: f.clone(),
-        operands,
+    push_elementwise(f, &tracers, true, vec![value])[0]
+}
+
+pub(crate) fn map<S: Real, F: Elementwise<N>, const N: usize>(
+    f: &F,
+    xs: [ArrayView1<'_, Var<S>>; N],
+) -> Array1<Var<S>> {
+    let tracers = elementwise_tracers(&xs);
+    // As in `sum_map`.
+    let values = if S::NEST_LEVEL == 0 {
+        let slices = tracers.each_ref().map(|x| &x[..]);
+        (0..slices[0].len())
+            .map(|i| f.eval(slices.map(|x| x[i].value)))
+            .collect()
+    } else {
+        let values = elementwise_values(&tracers);
+        S::map_elementwise(f, values.each_ref().map(|v| ArrayView1::from(&v[..]))).to_vec()
     };
-    push_special(Box::new(node), [value])[0]
+    Array1::from(push_elementwise(f, &tracers, false, values))
 }
 
 struct DotNode<S> {

@@ -273,6 +273,13 @@ impl<S: Real> Real for Var<S> {
         special::sum_map(f, xs)
     }
 
+    fn map_elementwise<const N: usize, F: Elementwise<N>>(
+        f: &F,
+        xs: [ArrayView1<'_, Self>; N],
+    ) -> Array1<Self> {
+        special::map(f, xs)
+    }
+
     fn dot(a: ArrayView1<'_, Self>, b: ArrayView1<'_, Self>) -> Self {
         special::dot(a, b)
     }

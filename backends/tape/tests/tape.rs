@@ -1,8 +1,8 @@
 //! The tape engine against analytic values and finite differences.
 
 use difi_core::{
-    apply, checkpoint, sum_map, Active, ArrayD, ArrayViewD, Backend, Const, Elementwise, Error,
-    FiniteDifferences, Float, Hook, NoTangent, Real, Rule, Segment,
+    apply, checkpoint, map, sum_map, Active, ArrayD, ArrayViewD, Backend, Const, Elementwise,
+    Error, FiniteDifferences, Float, Hook, NoTangent, Real, Rule, Segment,
 };
 use difi_tape::{last_recording, Tape, Var};
 use ndarray::{arr1, arr2, s, Array1, Array2, ArrayView1};
@@ -245,6 +245,54 @@ fn sum_map_is_one_record_holds_constant_operands_and_replays() {
         .unwrap();
     assert_eq!(prep.state().replays(), 1);
     close(&gx2, &want_x(&x2), 1e-14);
+}
+
+/// `x tanh(x + b)`, for `map`.
+#[derive(Clone)]
+struct BiasedSwish;
+
+impl Elementwise<2> for BiasedSwish {
+    fn eval<T: Real>(&self, [x, b]: [T; 2]) -> T {
+        x * (x + b).tanh()
+    }
+}
+
+#[test]
+fn map_is_one_record_with_an_output_per_element_and_replays() {
+    let n = 100;
+    let x: Vec<f64> = (0..n).map(|i| (i as f64 * 0.3).sin()).collect();
+    let bias: Vec<f64> = (0..n).map(|i| 0.01 * i as f64).collect();
+    // f = Σ_i c_i y_i with y = map(x, b), c_i = 1 + i: d/dx_i = c_i (t + x (1 − t²)), t = tanh(x + b).
+    let f = |(x, b): (Vec<Var<f64>>, Vec<Var<f64>>)| {
+        let y = map(
+            &BiasedSwish,
+            [ArrayView1::from(&x[..]), ArrayView1::from(&b[..])],
+        );
+        y.iter().enumerate().fold(Var::constant(0.0), |s, (i, &v)| {
+            s + Var::constant(1.0 + i as f64) * v
+        })
+    };
+    let want = |x: &[f64]| -> Vec<f64> {
+        (0..n)
+            .map(|i| {
+                let t = (x[i] + bias[i]).tanh();
+                (1.0 + i as f64) * (t + x[i] * (1.0 - t * t))
+            })
+            .collect()
+    };
+    let b = Tape::new();
+    let (gx, NoTangent) = b.gradient(f, (Active(&x), Const(&bias))).unwrap();
+    close(&gx, &want(&x), 1e-14);
+    let stats = last_recording();
+    assert_eq!(stats.array_nodes, 1);
+    // Inputs, the node and its outputs, then two records per term of the weighted sum.
+    assert_eq!(stats.nodes, n + 1 + n + 2 * n);
+    // A prepared gradient replays the node's outputs at a new point.
+    let x2: Vec<f64> = x.iter().map(|v| 0.7 * v - 0.2).collect();
+    let mut prep = b.prepare_gradient(f, (Active(&x), Const(&bias))).unwrap();
+    let (gx2, NoTangent) = prep.gradient(f, (Active(&x2), Const(&bias))).unwrap();
+    assert_eq!(prep.state().replays(), 1);
+    close(&gx2, &want(&x2), 1e-14);
 }
 
 #[test]

@@ -15,8 +15,9 @@ use crate::rule::{Elementwise, Hook, Rule, Segment};
 /// under every engine. Everything of [`num_traits::Float`] is available; literals enter
 /// through [`Real::constant`].
 ///
-/// The array-level hooks ([`Real::sum_all`], [`Real::sum_map`], [`Real::dot`], [`Real::matvec`],
-/// [`Real::matmul`], [`Real::apply_rule`]) have scalar-loop defaults; engines override them so that each call
+/// The array-level hooks ([`Real::sum_all`], [`Real::sum_map`], [`Real::map_elementwise`],
+/// [`Real::dot`], [`Real::matvec`], [`Real::matmul`], [`Real::apply_rule`]) have scalar-loop
+/// defaults; engines override them so that each call
 /// records one node with an array-level pullback.
 ///
 /// ```
@@ -87,6 +88,20 @@ pub trait Real:
     /// primal instead of one recorded operation per operation per element.
     fn sum_map<const N: usize, F: Elementwise<N>>(f: &F, xs: [ArrayView1<'_, Self>; N]) -> Self {
         sum_map_by_index(f, elementwise_len(&xs), |i| xs.each_ref().map(|x| x[i]))
+    }
+
+    /// `[f(x₀[i], …, x_{N−1}[i]) for each i]`. Panics if the operands' lengths differ or `N` is
+    /// 0. Users call [`map`].
+    ///
+    /// Reverse engines record it as one node with one output per element, differentiated like
+    /// [`Real::sum_map`].
+    fn map_elementwise<const N: usize, F: Elementwise<N>>(
+        f: &F,
+        xs: [ArrayView1<'_, Self>; N],
+    ) -> Array1<Self> {
+        (0..elementwise_len(&xs))
+            .map(|i| f.eval(xs.each_ref().map(|x| x[i])))
+            .collect()
     }
 
     /// Inner product. Panics if the lengths differ.
@@ -259,6 +274,34 @@ pub fn sum<T: Real, Dt: ndarray::Data<Elem = T>, D: ndarray::Dimension>(
 /// ```
 pub fn sum_map<T: Real, const N: usize, F: Elementwise<N>>(f: &F, xs: [ArrayView1<'_, T>; N]) -> T {
     T::sum_map(f, xs)
+}
+
+/// `[f(x₀[i], …, x_{N−1}[i]) for each i]` through [`Real::map_elementwise`]: one node with one
+/// output per element on a reverse engine, each element differentiated on dual numbers (one
+/// node per operation per element otherwise). Panics if the operands' lengths differ or `N`
+/// is 0.
+///
+/// ```
+/// use difi_core::{map, Active, Backend, Elementwise, FiniteDifferences, Real};
+/// use ndarray::ArrayView1;
+///
+/// /// `x tanh(x + b)`, an activation with a bias.
+/// #[derive(Clone)]
+/// struct BiasedSwish;
+/// impl Elementwise<2> for BiasedSwish {
+///     fn eval<T: Real>(&self, [x, b]: [T; 2]) -> T {
+///         x * (x + b).tanh()
+///     }
+/// }
+/// let (x, b) = ([0.5_f64, -1.0], [0.1_f64, 0.2]);
+/// let y = map(&BiasedSwish, [ArrayView1::from(&x[..]), ArrayView1::from(&b[..])]);
+/// assert_eq!(y[1], -1.0 * (-0.8_f64).tanh());
+/// ```
+pub fn map<T: Real, const N: usize, F: Elementwise<N>>(
+    f: &F,
+    xs: [ArrayView1<'_, T>; N],
+) -> Array1<T> {
+    T::map_elementwise(f, xs)
 }
 
 /// `Σ_{i < len} f(element(i))` in order of `i`: the loop of [`Real::sum_map`]'s default, for
