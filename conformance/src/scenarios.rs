@@ -8,7 +8,7 @@ use difi_core::{
     FiniteDifferences, Hook, NoTangent, Real, Rule, SecondOrder, Segment,
 };
 use difi_fft::{conv, FftConv};
-use ndarray::{arr1, arr2, Array1, Array2, Array3, ArrayView1};
+use ndarray::{arr1, arr2, Array1, Array2, Array3};
 
 use crate::functions::{matrix_map, matrix_map_jacobian, ScalarFn, VectorFn, VectorVectorFn};
 use crate::{Outcome, Profile, Status};
@@ -177,7 +177,7 @@ fn mixed<T: Real>(a: &[T], c: T, b: &[T]) -> T {
 /// `value_and_gradient`.
 #[derive(Clone, Default)]
 struct ElementwiseMaskProbe {
-    asked: Arc<Mutex<Vec<[bool; 2]>>>,
+    asked: Arc<Mutex<Vec<Vec<bool>>>>,
 }
 
 impl Elementwise<2> for ElementwiseMaskProbe {
@@ -185,7 +185,7 @@ impl Elementwise<2> for ElementwiseMaskProbe {
         a * b
     }
     fn value_and_gradient<T: Real>(&self, [a, b]: [T; 2], needed: [bool; 2]) -> (T, [T; 2]) {
-        self.asked.lock().unwrap().push(needed);
+        self.asked.lock().unwrap().push(needed.to_vec());
         let partial = |n: bool, d: T| if n { d } else { T::zero() };
         (a * b, [partial(needed[0], b), partial(needed[1], a)])
     }
@@ -909,73 +909,23 @@ pub(crate) fn first_order<B: Backend>(b: &B, profile: &Profile, r: &mut Runner<'
     {
         let probe = MaskProbe::default();
         let f = |(u, v): (ArrayD<_>, ArrayD<_>)| apply(&probe, &[u.view(), v.view()])[0].sum();
-        let name = "probe/rule-mask/const-never-asked".to_string();
-        let mut result = None;
-        r.run(name.clone(), tol, || {
-            // Every reverse path: gradient, pullback, Jacobian, prepared gradient.
-            let (gu, NoTangent) = b.gradient(f, (Active(&u), Const(&v))).map_err(err)?;
-            let (_, pb) = b.pullback(f, (Active(&u), Const(&v))).map_err(err)?;
-            let (pu, NoTangent) = pb.apply(&1.0).map_err(err)?;
-            let j = b.jacobian(f, (Active(&u), Const(&v))).map_err(err)?;
-            let mut prep = b
-                .prepare_gradient(f, (Active(&v), Const(&u)))
-                .map_err(err)?;
-            let (qu, NoTangent) = prep.gradient(f, (Active(&u), Const(&v))).map_err(err)?;
-            let asked = probe.asked.lock().unwrap().clone();
-            if asked.iter().any(|m| m[1]) {
-                return Err(format!(
-                    "the Const input was asked for a derivative: {asked:?}"
-                ));
-            }
-            result = Some(asked.is_empty());
-            let want = v.as_slice().unwrap();
-            Ok(rel(gu.as_slice().unwrap(), want)
-                .max(rel(pu.as_slice().unwrap(), want))
-                .max(rel(&elements(&j), want))
-                .max(rel(qu.as_slice().unwrap(), want)))
-        });
-        if result == Some(true) {
-            r.outcomes.pop();
-            r.not_applicable(name, "the engine differentiates the rule's forward code, never its pullback or pushforward");
-        }
+        let reason = "the engine differentiates the rule's forward code, never its pullback or \
+                      pushforward";
+        let name = "probe/rule-mask/const-never-asked";
+        const_never_asked(r, b, tol, name, f, &probe.asked, (&u, &v), reason);
     }
     {
         // sum_map: the elementwise gradient is asked only for the active operand.
         let probe = ElementwiseMaskProbe::default();
-        let f = |(u, v): (Vec<_>, Vec<_>)| {
-            sum_map(&probe, [ArrayView1::from(&u[..]), ArrayView1::from(&v[..])])
+        let f = |(u, v): (ArrayD<_>, ArrayD<_>)| {
+            let (u, v) = (u.into_dimensionality(), v.into_dimensionality());
+            let (u, v) = (u.expect("1-D"), v.expect("1-D"));
+            sum_map(&probe, [u.view(), v.view()])
         };
-        let (u, v) = (vec![1.0, 2.0, 3.0], vec![4.0, 5.0, 6.0]);
-        let name = "probe/sum-map-mask/const-never-asked".to_string();
-        let mut result = None;
-        r.run(name.clone(), tol, || {
-            let (gu, NoTangent) = b.gradient(f, (Active(&u), Const(&v))).map_err(err)?;
-            let (_, pb) = b.pullback(f, (Active(&u), Const(&v))).map_err(err)?;
-            let (pu, NoTangent) = pb.apply(&1.0).map_err(err)?;
-            let j = b.jacobian(f, (Active(&u), Const(&v))).map_err(err)?;
-            let mut prep = b
-                .prepare_gradient(f, (Active(&v), Const(&u)))
-                .map_err(err)?;
-            let (qu, NoTangent) = prep.gradient(f, (Active(&u), Const(&v))).map_err(err)?;
-            let asked = probe.asked.lock().unwrap().clone();
-            if asked.iter().any(|m| m[1]) {
-                return Err(format!(
-                    "the Const operand was asked for a partial: {asked:?}"
-                ));
-            }
-            result = Some(asked.is_empty());
-            Ok(rel(&gu, &v)
-                .max(rel(&pu, &v))
-                .max(rel(&elements(&j), &v))
-                .max(rel(&qu, &v)))
-        });
-        if result == Some(true) {
-            r.outcomes.pop();
-            r.not_applicable(
-                name,
-                "the engine differentiates sum_map's loop, never asking for elementwise gradients",
-            );
-        }
+        let reason = "the engine differentiates sum_map's loop, never asking for elementwise \
+                      gradients";
+        let name = "probe/sum-map-mask/const-never-asked";
+        const_never_asked(r, b, tol, name, f, &probe.asked, (&u, &v), reason);
     }
     {
         // The same probe through pushforward: no tangent is ever asked of the Const input.
@@ -1296,6 +1246,48 @@ pub(crate) fn nested<O: Backend, I: Backend>(
             let (_, want) = f.analytic(&x).unwrap();
             Ok(rel(&elements(&h), want.as_slice().unwrap()))
         });
+    }
+}
+
+/// Scenario `name` for a probe `f(u, v) = Σ u v` that logs in `asked` the masks it is given:
+/// the derivative with respect to `u`, `v` constant, by every reverse path (gradient, pullback,
+/// Jacobian, a gradient prepared with the roles swapped) must be `v`, and no mask may ask for
+/// `v` (entry 1). An engine that asked nothing gets "not applicable" with `reason`.
+#[allow(clippy::too_many_arguments)]
+fn const_never_asked<B: Backend>(
+    r: &mut Runner<'_>,
+    b: &B,
+    tol: f64,
+    name: &str,
+    f: impl Fn((ArrayD<B::Tracer<f64>>, ArrayD<B::Tracer<f64>>)) -> B::Tracer<f64> + Copy,
+    asked: &Mutex<Vec<Vec<bool>>>,
+    (u, v): (&ArrayD<f64>, &ArrayD<f64>),
+    reason: &str,
+) {
+    let mut asked_nothing = None;
+    r.run(name.into(), tol, || {
+        let flat = |a: ArrayD<f64>| a.iter().copied().collect::<Vec<f64>>();
+        let (gu, NoTangent) = b.gradient(f, (Active(u), Const(v))).map_err(err)?;
+        let (_, pb) = b.pullback(f, (Active(u), Const(v))).map_err(err)?;
+        let (pu, NoTangent) = pb.apply(&1.0).map_err(err)?;
+        let j = b.jacobian(f, (Active(u), Const(v))).map_err(err)?;
+        let mut prep = b.prepare_gradient(f, (Active(v), Const(u))).map_err(err)?;
+        let (qu, NoTangent) = prep.gradient(f, (Active(u), Const(v))).map_err(err)?;
+        let asked = asked.lock().unwrap().clone();
+        if asked.iter().any(|m| m[1]) {
+            return Err(format!(
+                "the Const input was asked for a derivative: {asked:?}"
+            ));
+        }
+        asked_nothing = Some(asked.is_empty());
+        let want = v.as_slice().unwrap();
+        Ok([flat(gu), flat(pu), elements(&j), flat(qu)]
+            .iter()
+            .fold(0.0, |w, d| w.max(rel(d, want))))
+    });
+    if asked_nothing == Some(true) {
+        r.outcomes.pop();
+        r.not_applicable(name.into(), reason);
     }
 }
 
