@@ -17,8 +17,8 @@ use crate::rule::{Elementwise, Hook, Rule, Segment};
 ///
 /// The array-level hooks ([`Real::sum_all`], [`Real::sum_map`], [`Real::map_elementwise`],
 /// [`Real::dot`], [`Real::matvec`], [`Real::matmul`], [`Real::apply_rule`]) have scalar-loop
-/// defaults; engines override them so that each call
-/// records one node with an array-level pullback.
+/// defaults; engines override them so that each call records one node with an array-level
+/// pullback.
 ///
 /// ```
 /// use difi_core::Real;
@@ -268,9 +268,15 @@ pub fn sum<T: Real, Dt: ndarray::Data<Elem = T>, D: ndarray::Dimension>(
 ///         (x - y) * (x - y)
 ///     }
 /// }
+/// fn loss<T: Real>(x: &[T], y: &[T]) -> T {
+///     sum_map(&SquaredError, [ArrayView1::from(x), ArrayView1::from(y)])
+/// }
 /// let (x, y) = ([1.0_f64, 2.0], [0.5_f64, 4.0]);
-/// let loss = |x: &[f64]| sum_map(&SquaredError, [x.into(), ArrayView1::from(&y[..])]);
-/// assert_eq!(loss(&x), 0.25 + 4.0);
+/// assert_eq!(loss(&x, &y), 0.25 + 4.0);
+/// // d/dx = 2 (x − y); any engine runs the same `loss`.
+/// let g = FiniteDifferences::default().gradient(|x: Vec<_>| loss(&x, &y), Active(&x))?;
+/// assert!((g[0] - 1.0).abs() < 1e-6 && (g[1] + 4.0).abs() < 1e-6);
+/// # Ok::<(), difi_core::Error>(())
 /// ```
 pub fn sum_map<T: Real, const N: usize, F: Elementwise<N>>(f: &F, xs: [ArrayView1<'_, T>; N]) -> T {
     T::sum_map(f, xs)
@@ -282,7 +288,7 @@ pub fn sum_map<T: Real, const N: usize, F: Elementwise<N>>(f: &F, xs: [ArrayView
 /// is 0.
 ///
 /// ```
-/// use difi_core::{map, Active, Backend, Elementwise, FiniteDifferences, Real};
+/// use difi_core::{map, Elementwise, Real};
 /// use ndarray::ArrayView1;
 ///
 /// /// `x tanh(x + b)`, an activation with a bias.
@@ -314,17 +320,18 @@ pub fn sum_map_by_index<T: Real, const N: usize, F: Elementwise<N>>(
     (0..len).fold(T::zero(), |s, i| s + f.eval(element(i)))
 }
 
-/// The common length of [`sum_map`]'s operands; panics with what is wrong otherwise.
-/// Engines overriding [`Real::sum_map`] call it so that every engine rejects the same input.
+/// The common length of the operands of [`sum_map`] or [`map`]; panics with what is wrong
+/// otherwise. Engines overriding them call it so that every engine rejects the same input.
 pub fn elementwise_len<T>(xs: &[ArrayView1<'_, T>]) -> usize {
     let Some(first) = xs.first() else {
-        panic!("sum_map: needs at least one operand");
+        panic!("sum_map or map: needs at least one operand");
     };
     for (k, x) in xs.iter().enumerate() {
         assert_eq!(
             x.len(),
             first.len(),
-            "sum_map: operand {k} has length {}, operand 0 has length {}; they must be equal",
+            "sum_map or map: operand {k} has length {}, operand 0 has length {}; they must be \
+             equal",
             x.len(),
             first.len()
         );

@@ -150,8 +150,9 @@ pub trait Elementwise<const N: usize>: Clone + Send + Sync + 'static {
     /// only for needed cotangents.
     ///
     /// The default runs [`Elementwise::eval`] in forward mode on [`crate::Dual`] numbers with
-    /// one lane per needed argument (constant arguments get no lane). Override it with a
-    /// hand-written gradient where that is cheaper.
+    /// one lane per needed argument when at most three are needed, `N` lanes otherwise;
+    /// arguments not needed are never seeded. Override it with a hand-written gradient where
+    /// that is cheaper.
     // Always inlined: engines call it once per element, and a call per element costs more than
     // the small functions it is made for (Rosenbrock's gradient 5.0 -> 7.5 µs out of line).
     #[inline(always)]
