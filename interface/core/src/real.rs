@@ -257,7 +257,9 @@ pub fn sum<T: Real, Dt: ndarray::Data<Elem = T>, D: ndarray::Dimension>(
 /// differentiated element by element. Panics if the operands' lengths differ or `N` is 0.
 ///
 /// ```
-/// use difi_core::{sum_map, Active, Backend, Elementwise, FiniteDifferences, Real};
+/// use difi_core::{
+///     sum_map, Active, Backend, Const, Elementwise, FiniteDifferences, NoTangent, Real,
+/// };
 /// use ndarray::ArrayView1;
 ///
 /// /// `(x − y)²`
@@ -271,10 +273,12 @@ pub fn sum<T: Real, Dt: ndarray::Data<Elem = T>, D: ndarray::Dimension>(
 /// fn loss<T: Real>(x: &[T], y: &[T]) -> T {
 ///     sum_map(&SquaredError, [ArrayView1::from(x), ArrayView1::from(y)])
 /// }
-/// let (x, y) = ([1.0_f64, 2.0], [0.5_f64, 4.0]);
+/// let (x, y) = (vec![1.0_f64, 2.0], vec![0.5_f64, 4.0]);
 /// assert_eq!(loss(&x, &y), 0.25 + 4.0);
 /// // d/dx = 2 (x − y); any engine runs the same `loss`.
-/// let g = FiniteDifferences::default().gradient(|x: Vec<_>| loss(&x, &y), Active(&x))?;
+/// let fd = FiniteDifferences::default();
+/// let (g, NoTangent) =
+///     fd.gradient(|(x, y): (Vec<_>, Vec<_>)| loss(&x, &y), (Active(&x), Const(&y)))?;
 /// assert!((g[0] - 1.0).abs() < 1e-6 && (g[1] + 4.0).abs() < 1e-6);
 /// # Ok::<(), difi_core::Error>(())
 /// ```
