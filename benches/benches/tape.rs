@@ -1,6 +1,6 @@
 //! The tape engine: Rosenbrock gradient (n = 1000), as a loop and as one `sum_map`, and the
-//! ad_trait chain workload, each beside its primal in one group; reverse Jacobians at m = 10 and m = 50 outputs (n = 50) to show the
-//! cost per row does not grow with the rows done.
+//! ad_trait chain workload, each beside its primal in one group; reverse Jacobians at m = 10
+//! and m = 50 outputs (n = 50) to show the cost per row does not grow with the rows done.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use difi_benches::basic::{rosenbrock, rosenbrock_sum_map, Chain};

@@ -52,9 +52,10 @@
 //!   returns the documented error. Inputs are compared before and after calls.
 //! * Bad input (`error/...`): the documented [`difi_core::Error`], never a panic.
 //! * Probes (`probe/...`): custom rules that log which cotangents and tangents they were asked
-//!   for prove `Const` inputs never are, and so does an elementwise function of a `sum_map`; the FFT convolution of `difi-fft` computes one
-//!   cotangent with one input `Const` and two with both active; a checkpointed segment is
-//!   evaluated on plain values forward and recomputed traced in reverse.
+//!   for prove `Const` inputs never are, and so does an elementwise function of a `sum_map`;
+//!   the FFT convolution of `difi-fft` computes one cotangent with one input `Const` and two
+//!   with both active; a checkpointed segment is evaluated on plain values forward and
+//!   recomputed traced in reverse.
 //! * Nesting and perturbation confusion (`nested/...`); `stop_gradient`, `hook`, `checkpoint`,
 //!   `nest_level` and `is_deriving` (`feature/...`).
 //!

@@ -262,7 +262,8 @@ fn map_is_one_record_with_an_output_per_element_and_replays() {
     let n = 100;
     let x: Vec<f64> = (0..n).map(|i| (i as f64 * 0.3).sin()).collect();
     let bias: Vec<f64> = (0..n).map(|i| 0.01 * i as f64).collect();
-    // f = Σ_i c_i y_i with y = map(x, b), c_i = 1 + i: d/dx_i = c_i (t + x (1 − t²)), t = tanh(x + b).
+    // f = Σ_i c_i y_i with y = map(x, b), c_i = 1 + i:
+    // d/dx_i = c_i (t + x (1 − t²)), t = tanh(x + b).
     let f = |(x, b): (Vec<Var<f64>>, Vec<Var<f64>>)| {
         let y = map(
             &BiasedSwish,
