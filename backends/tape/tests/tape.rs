@@ -245,6 +245,24 @@ fn sum_map_is_one_record_holds_constant_operands_and_replays() {
         .unwrap();
     assert_eq!(prep.state().replays(), 1);
     close(&gx2, &want_x(&x2), 1e-14);
+
+    // An operand mixing active tracers, literals and a product (not one progression): w_i = 1,
+    // y_i = 0, so the terms are x², 4 and (x₀ x₁)².
+    let mixed = |x: Vec<Var<f64>>| {
+        let operand = [x[0], Var::constant(2.0), x[0] * x[1]];
+        let ones = [Var::constant(1.0); 3];
+        let zeros = [Var::constant(0.0); 3];
+        sum_map(
+            &WeightedSquare,
+            [(&ones).into(), (&operand).into(), (&zeros).into()],
+        )
+    };
+    let (value, g) = b
+        .value_and_gradient(mixed, Active(&vec![3.0, -2.0]))
+        .unwrap();
+    assert_eq!(value, 9.0 + 4.0 + 36.0);
+    // d/dx₀ = 2 x₀ + 2 x₀ x₁², d/dx₁ = 2 x₀² x₁
+    close(&g, &[6.0 + 24.0, -36.0], 1e-14);
 }
 
 /// `x tanh(x + b)`, for `map`.
