@@ -30,6 +30,11 @@
 //! assert!((dw[0] - 1.0).abs() < 1e-6 && (dw[1] - 3.0).abs() < 1e-6);
 //! # Ok::<(), difi::Error>(())
 //! ```
+//!
+//! Array work is cheapest through the array-level primitives, each one node with an array-level
+//! pullback on the reverse engines: [`sum`], [`Real::dot`], [`Real::matvec`], [`Real::matmul`],
+//! custom rules ([`apply`]), and for elementwise expressions [`sum_map`] and [`map`], which
+//! differentiate an [`Elementwise`] function element by element on [`Dual`] numbers.
 
 pub use difi_core::*;
 /// `#[derive(Differentiable)]` for structs generic over their scalar.
