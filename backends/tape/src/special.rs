@@ -293,7 +293,7 @@ enum Operand<S> {
 impl<S: Real> Operand<S> {
     /// Records `xs` (in logical order) as an operand; `values` are their values and `active`
     /// whether any is active ([`values_and_activity`]), taken by value so a constant operand
-    /// moves in without a copy.
+    /// moves in without a copy. An active operand's values are not kept (they may be empty).
     fn record(t: &mut TapeData<S>, xs: &[Var<S>], (values, active): (Vec<S>, bool)) -> Self {
         if active {
             Operand::Active(refs(t, xs.iter().copied()))
@@ -461,11 +461,13 @@ fn push_elementwise<S: Real, F: Elementwise<N>, const N: usize>(
     if !active.iter().any(|&a| a) {
         return values.into_iter().map(Var::constant_of).collect();
     }
+    // Values are copied for constant operands only (active ones are read from the tape).
+    let values_if_constant = |k: usize| match active[k] {
+        true => Vec::new(),
+        false => tracers[k].iter().map(|v| v.value).collect(),
+    };
     let operands = with_tape::<S, _>(|t| {
-        std::array::from_fn(|k| match active[k] {
-            true => Operand::Active(refs(t, tracers[k].iter().copied())),
-            false => Operand::Const(tracers[k].iter().map(|v| v.value).collect()),
-        })
+        std::array::from_fn(|k| Operand::record(t, &tracers[k], (values_if_constant(k), active[k])))
     });
     let node = ElementwiseNode {
         f: f.clone(),
