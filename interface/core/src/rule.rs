@@ -120,7 +120,8 @@ pub trait Segment: Clone + Send + Sync + 'static {
 /// It is generic over the scalar so that an engine can evaluate it at other types: reverse
 /// engines run it on [`crate::Dual`] numbers with one tangent lane per active operand, element
 /// by element, and record the whole map as one node instead of one node per operation per
-/// element.
+/// element. Arrays the function reads go in as operands (a constant operand gets no lane);
+/// fields hold plain parameters, which a replaying engine keeps from the recording.
 ///
 /// ```
 /// use difi_core::{sum_map, Elementwise, Real};
