@@ -4,13 +4,18 @@
 //! tape; ad_trait `adr`, `reverse`), each group with its primal.
 //!
 //! `autodiff` (forward mode, n passes: a few ms at n = 1000, some 30× difi's tape) is left out
-//! of the criterion groups; the `ratios` binary reports it.
+//! of the criterion groups; the `ratios` binary reports it. With `--features heavy-peers` the
+//! Rosenbrock group adds candle's tensor gradient, beside difi's `sum_map` form of the same sum.
 
 use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
+#[cfg(feature = "heavy-peers")]
+use difi_benches::basic::rosenbrock_sum_map;
 use difi_benches::basic::{rosenbrock, Chain};
+#[cfg(feature = "heavy-peers")]
+use difi_benches::heavy_peers::rosenbrock_gradient_candle;
 use difi_benches::peers::{
     chain_gradient_ad_trait_adr, chain_gradient_reverse, rosenbrock_gradient_ad_trait_adr,
     rosenbrock_gradient_ad_trait_forward, rosenbrock_gradient_num_dual,
@@ -59,6 +64,19 @@ fn rosenbrock_peers(c: &mut Criterion) {
     g.bench_function("num-dual", |b| {
         b.iter(|| rosenbrock_gradient_num_dual(black_box(&x)))
     });
+    #[cfg(feature = "heavy-peers")]
+    {
+        g.bench_function("difi-tape-sum-map", |b| {
+            b.iter(|| {
+                Tape::new()
+                    .gradient(|x| rosenbrock_sum_map(&x), Active(black_box(&x)))
+                    .unwrap()
+            })
+        });
+        g.bench_function("candle", |b| {
+            b.iter(|| rosenbrock_gradient_candle(black_box(&x)))
+        });
+    }
     g.finish();
 }
 

@@ -5,6 +5,8 @@ pub mod ba;
 pub mod basic;
 pub mod gmm;
 pub mod gradbench;
+#[cfg(feature = "heavy-peers")]
+pub mod heavy_peers;
 pub mod lstm;
 pub mod mt19937;
 pub mod peers;

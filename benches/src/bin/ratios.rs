@@ -10,7 +10,8 @@
 //! Prints `ratio WORKLOAD ENGINE OPERATOR VALUE` lines, and `peer WORKLOAD PEER VALUE` lines:
 //! difi's tape gradient time over the peer's gradient time on the same workload (below 1: difi
 //! is faster), both measured in this run (peers in [`difi_benches::peers`]). Without `--quick`
-//! the sizes are the full ones of the issue (conv 512 × 512 × 23 takes minutes).
+//! the sizes are the full ones of the issue (conv 512 × 512 × 23 takes minutes). Built with
+//! `--features heavy-peers`, it adds candle on Rosenbrock and lse.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -18,6 +19,8 @@ use std::time::{Duration, Instant};
 use difi_benches::ba::{ba_jacobian, ba_objective, BaInput};
 use difi_benches::basic::{rosenbrock, rosenbrock_sum_map, Chain};
 use difi_benches::gmm::gmm_objective;
+#[cfg(feature = "heavy-peers")]
+use difi_benches::heavy_peers::{lse_gradient_candle, rosenbrock_gradient_candle};
 use difi_benches::lstm::lstm_objective;
 use difi_benches::mt19937::Mt19937;
 use difi_benches::peers::{
@@ -195,6 +198,15 @@ fn main() {
             });
             rep.peer("rosenbrock", name, tape, t);
         }
+        // candle's tensor form is an array formulation: beside both of ours.
+        #[cfg(feature = "heavy-peers")]
+        {
+            let t = rep.time(|| {
+                black_box(rosenbrock_gradient_candle(black_box(&x)));
+            });
+            rep.peer("rosenbrock", "candle", tape, t);
+            rep.peer("rosenbrock-sum-map", "candle", tape_sum_map, t);
+        }
     }
     // The ad_trait chain, n = 100, one output of 1000 steps.
     if rep.wants("chain") {
@@ -248,7 +260,15 @@ fn main() {
     }
     let xs = draws(&mut rng, if quick { 1000 } else { 100_000 });
     if rep.wants("lse") {
-        rep.tape_gradient("lse", &xs, lse, |x| lse(&x));
+        #[cfg_attr(not(feature = "heavy-peers"), allow(unused_variables))]
+        let tape = rep.tape_gradient("lse", &xs, lse, |x| lse(&x));
+        #[cfg(feature = "heavy-peers")]
+        {
+            let t = rep.time(|| {
+                black_box(lse_gradient_candle(black_box(&xs)));
+            });
+            rep.peer("lse", "candle", tape, t);
+        }
     }
     let ell = if quick { 6 } else { 8 };
     let a = draws(&mut rng, ell * ell);
