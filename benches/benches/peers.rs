@@ -66,6 +66,7 @@ fn rosenbrock_peers(c: &mut Criterion) {
     });
     #[cfg(feature = "heavy-peers")]
     {
+        difi_benches::heavy_peers::single_threaded();
         g.bench_function("difi-tape-sum-map", |b| {
             b.iter(|| {
                 Tape::new()

@@ -11,7 +11,7 @@
 //! difi's tape gradient time over the peer's gradient time on the same workload (below 1: difi
 //! is faster), both measured in this run (peers in [`difi_benches::peers`]). Without `--quick`
 //! the sizes are the full ones of the issue (conv 512 × 512 × 23 takes minutes). Built with
-//! `--features heavy-peers`, it adds candle on Rosenbrock and lse.
+//! `--features heavy-peers`, it adds candle on Rosenbrock, lse and gmm.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -20,7 +20,7 @@ use difi_benches::ba::{ba_jacobian, ba_objective, BaInput};
 use difi_benches::basic::{rosenbrock, rosenbrock_sum_map, Chain};
 use difi_benches::gmm::gmm_objective;
 #[cfg(feature = "heavy-peers")]
-use difi_benches::heavy_peers::{lse_gradient_candle, rosenbrock_gradient_candle};
+use difi_benches::heavy_peers::{gmm_candle, lse_gradient_candle, rosenbrock_gradient_candle};
 use difi_benches::lstm::lstm_objective;
 use difi_benches::mt19937::Mt19937;
 use difi_benches::peers::{
@@ -100,6 +100,8 @@ fn draws(r: &mut Mt19937, n: usize) -> Vec<f64> {
 }
 
 fn main() {
+    #[cfg(feature = "heavy-peers")]
+    difi_benches::heavy_peers::single_threaded();
     let quick = std::env::args().any(|a| a == "--quick");
     let only: Vec<String> = std::env::args()
         .skip(1)
@@ -348,6 +350,13 @@ fn main() {
                 });
                 rep.ratio("gmm-d10-K25-n1000", "tape", "gradient", t / p);
                 rep.ratio("gmm-d10-K25-n1000", "closure/tape", "gradient", c / t);
+                #[cfg(feature = "heavy-peers")]
+                {
+                    let candle = rep.time(|| {
+                        black_box(gmm_candle(black_box(&g)));
+                    });
+                    rep.peer("gmm-d10-K25-n1000", "candle", t, candle);
+                }
             }
             Err(e) => println!("skip gmm: {e}"),
         }
