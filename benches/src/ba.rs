@@ -544,16 +544,29 @@ mod tests {
         assert_matches_fd(&ba_jacobian(&Tape::new(), &file).unwrap(), &file);
     }
 
+    fn assert_matches_the_tape(jac: &BaJacobian, input: &BaInput) {
+        let tape = ba_jacobian(&Tape::new(), input).unwrap();
+        assert_eq!((&jac.rows, &jac.cols), (&tape.rows, &tape.cols));
+        for (a, b) in jac.vals.iter().zip(&tape.vals) {
+            assert!((a - b).abs() <= 1e-12 * b.abs().max(1.0), "{a} vs {b}");
+        }
+    }
+
     #[test]
     fn closure_jacobian_matches_finite_differences_and_the_tape() {
         let input = small();
         let jac = ba_jacobian(&Closure::default(), &input).unwrap();
         assert_matches_fd(&jac, &input);
-        let tape = ba_jacobian(&Tape::new(), &input).unwrap();
-        assert_eq!((&jac.rows, &jac.cols), (&tape.rows, &tape.cols));
-        for (a, b) in jac.vals.iter().zip(&tape.vals) {
-            assert!((a - b).abs() <= 1e-12 * b.abs().max(1.0), "{a} vs {b}");
-        }
+        assert_matches_the_tape(&jac, &input);
+    }
+
+    #[test]
+    fn forward_jacobian_matches_finite_differences_and_the_tape() {
+        // 15 lanes: each 2 × 15 block in one forward pass.
+        let input = small();
+        let jac = ba_jacobian(&difi_forward::Forward::<15>, &input).unwrap();
+        assert_matches_fd(&jac, &input);
+        assert_matches_the_tape(&jac, &input);
     }
 
     #[test]

@@ -32,7 +32,7 @@ use difi_benches::workloads::{det, kmeans_cost, llsq, lse, ode};
 use difi_closure::Closure;
 use difi_core::{Active, ArrayD, Backend, Const, SecondOrder};
 use difi_fft::{conv, FftConv};
-use difi_forward::ForwardOverReverse;
+use difi_forward::{Forward, ForwardOverReverse};
 use difi_tape::{Tape, Var};
 use ndarray::Array3;
 
@@ -418,8 +418,14 @@ fn main() {
                 let c = rep.time(|| {
                     black_box(ba_jacobian(&Closure::default(), black_box(&input)).unwrap());
                 });
+                // Forward mode with one lane per block input: each block in one pass, the
+                // engine a user would pick for 2 × 15 blocks.
+                let f = rep.time(|| {
+                    black_box(ba_jacobian(&Forward::<15>, black_box(&input)).unwrap());
+                });
                 rep.ratio("ba", "tape", "jacobian/objective", t / p);
                 rep.ratio("ba", "closure", "jacobian/objective", c / p);
+                rep.ratio("ba", "forward<15>", "jacobian/objective", f / p);
             }
             Err(e) => println!("skip ba: {e}"),
         }
