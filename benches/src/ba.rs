@@ -222,20 +222,44 @@ pub fn w_err<T: Real>(w: T) -> T {
 ///
 /// If `input` fails [`BaInput::check`].
 pub fn ba_objective(input: &BaInput) -> (Vec<f64>, Vec<f64>) {
+    let (mut reproj, mut w_err) = (Vec::new(), Vec::new());
+    ba_objective_into(input, &mut reproj, &mut w_err);
+    (reproj, w_err)
+}
+
+/// [`ba_objective`] written into `reproj` and `w_err`, which are cleared first and keep their
+/// capacity: a harness that evaluates many times allocates once, as ADBench's does.
+///
+/// ```
+/// use difi_benches::ba::{ba_objective, ba_objective_into, BaInput};
+///
+/// let input = BaInput::parse("1 1 2\n1 0 0 0 0 0 1 0 0 0 0\n0 0 5\n1\n0.1 0.2")?;
+/// let (mut reproj, mut w_err) = (Vec::new(), Vec::new());
+/// ba_objective_into(&input, &mut reproj, &mut w_err);
+/// assert_eq!((reproj, w_err), ba_objective(&input));
+/// # Ok::<(), String>(())
+/// ```
+///
+/// # Panics
+///
+/// If `input` fails [`BaInput::check`].
+pub fn ba_objective_into(input: &BaInput, reproj: &mut Vec<f64>, w_err_out: &mut Vec<f64>) {
     if let Err(e) = input.check() {
         panic!("{e}");
     }
-    let mut reproj = Vec::with_capacity(2 * input.p);
+    reproj.clear();
+    reproj.reserve(2 * input.p);
     for i in 0..input.p {
         let (cam, x, w, feat) = input.observation(i);
         reproj.extend(ba_reprojection(cam, x, w, feat));
     }
-    (reproj, input.w.iter().map(|&w| w_err(w)).collect())
+    w_err_out.clear();
+    w_err_out.extend(input.w.iter().map(|&w| w_err(w)));
 }
 
 /// The Jacobian of `(reproj, w_err)` with respect to `(cams, x, w)` in compressed sparse rows,
 /// in ADBench's layout.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct BaJacobian {
     /// Rows: `3p` (two reprojection rows per observation, then one weight row per observation).
     pub nrows: usize,
@@ -271,15 +295,55 @@ impl BaJacobian {
 ///
 /// If `input` fails [`BaInput::check`].
 pub fn ba_jacobian<B: Backend>(backend: &B, input: &BaInput) -> difi_core::Result<BaJacobian> {
+    let mut jac = BaJacobian::default();
+    ba_jacobian_into(backend, input, &mut jac)?;
+    Ok(jac)
+}
+
+/// [`ba_jacobian`] written into `jac`, whose arrays are cleared first and keep their capacity: a
+/// harness that evaluates many times allocates once, as ADBench's does. On an error `jac` is
+/// left empty.
+///
+/// # Panics
+///
+/// If `input` fails [`BaInput::check`].
+pub fn ba_jacobian_into<B: Backend>(
+    backend: &B,
+    input: &BaInput,
+    jac: &mut BaJacobian,
+) -> difi_core::Result<()> {
     if let Err(e) = input.check() {
         panic!("{e}");
     }
+    let result = fill_jacobian(backend, input, jac);
+    if result.is_err() {
+        *jac = BaJacobian::default();
+    }
+    result
+}
+
+fn fill_jacobian<B: Backend>(
+    backend: &B,
+    input: &BaInput,
+    jac: &mut BaJacobian,
+) -> difi_core::Result<()> {
     let (n, m, p) = (input.n, input.m, input.p);
     let (point_offset, weight_offset) = (CAM_PARAMS * n, CAM_PARAMS * n + 3 * m);
     let nnz = 2 * BLOCK_COLS * p + p;
-    let mut rows = Vec::with_capacity(3 * p + 1);
-    let mut cols = Vec::with_capacity(nnz);
-    let mut vals = Vec::with_capacity(nnz);
+    let BaJacobian {
+        nrows,
+        ncols,
+        rows,
+        cols,
+        vals,
+    } = jac;
+    (*nrows, *ncols) = (3 * p, weight_offset + p);
+    rows.clear();
+    cols.clear();
+    vals.clear();
+    rows.reserve(3 * p + 1);
+    cols.reserve(nnz);
+    vals.reserve(nnz);
     rows.push(0);
     let mut local = [0.0_f64; BLOCK_COLS];
     let prepared = backend.prepare_jacobian(Active(&local));
@@ -320,13 +384,7 @@ pub fn ba_jacobian<B: Backend>(backend: &B, input: &BaInput) -> difi_core::Resul
         cols.push(weight_offset + i);
         vals.push(-2.0 * input.w[i]);
     }
-    Ok(BaJacobian {
-        nrows: 3 * p,
-        ncols: weight_offset + p,
-        rows,
-        cols,
-        vals,
-    })
+    Ok(())
 }
 
 #[cfg(test)]
@@ -567,6 +625,21 @@ mod tests {
         let jac = ba_jacobian(&difi_forward::Forward::<15>, &input).unwrap();
         assert_matches_fd(&jac, &input);
         assert_matches_the_tape(&jac, &input);
+    }
+
+    #[test]
+    fn into_forms_overwrite_what_their_outputs_held() {
+        let (small, file) = (small(), test_file());
+        let mut jac = ba_jacobian(&Tape::new(), &file).unwrap();
+        let (mut reproj, mut w_err) = ba_objective(&file);
+        assert_ne!(
+            jac.vals.len(),
+            ba_jacobian(&Tape::new(), &small).unwrap().vals.len()
+        );
+        ba_jacobian_into(&Tape::new(), &small, &mut jac).unwrap();
+        assert_eq!(jac, ba_jacobian(&Tape::new(), &small).unwrap());
+        ba_objective_into(&small, &mut reproj, &mut w_err);
+        assert_eq!((reproj, w_err), ba_objective(&small));
     }
 
     #[test]
