@@ -254,17 +254,28 @@ impl<S: Real, const N: usize> Differentiable for [S; N] {
     fn visit<F: FnMut(S) + ?Sized>(&self, f: &mut F) {
         self.iter().for_each(|&x| f(x))
     }
+    // Filled in place, not by `array::from_fn`: with tracers of a hundred bytes and more (a
+    // 16-lane dual), its closure was left out of line and moved every element through
+    // `memmove`, a quarter of ba's forward Jacobian.
     fn map<T: Real, F: FnMut(S) -> T + ?Sized>(&self, f: &mut F) -> [T; N] {
-        std::array::from_fn(|i| f(self[i]))
+        let mut out = [T::zero(); N];
+        for (o, &x) in out.iter_mut().zip(self) {
+            *o = f(x);
+        }
+        out
     }
     fn tangent_from<G: FnMut() -> S + ?Sized>(&self, next: &mut G) -> [S; N] {
-        std::array::from_fn(|_| next())
+        let mut out = [S::zero(); N];
+        out.iter_mut().for_each(|o| *o = next());
+        out
     }
     fn extend_scalars(&self, out: &mut Vec<S>) {
         out.extend_from_slice(self)
     }
     fn of_from_iter<T: Real, I: Iterator<Item = T>>(&self, src: &mut I) -> [T; N] {
-        std::array::from_fn(|_| src.next().expect(SHORT))
+        let mut out = [T::zero(); N];
+        out.iter_mut().for_each(|o| *o = src.next().expect(SHORT));
+        out
     }
     fn tangent_from_iter<I: Iterator<Item = S>>(&self, src: &mut I) -> [S; N] {
         self.of_from_iter(src)
