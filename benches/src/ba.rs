@@ -365,18 +365,17 @@ fn fill_jacobian<B: Backend>(
             },
             Active(&local),
         )?;
-        for r in 0..2 {
+        // A block row's columns are the camera's, the point's and the weight's, in the order of
+        // the local inputs: the row is copied whole.
+        for row in block.rows() {
             rows.push(rows[rows.len() - 1] + BLOCK_COLS);
-            for j in 0..CAM_PARAMS {
-                cols.push(CAM_PARAMS * c + j);
-                vals.push(block[[r, j]]);
-            }
-            for j in 0..3 {
-                cols.push(point_offset + 3 * q + j);
-                vals.push(block[[r, CAM_PARAMS + j]]);
-            }
+            cols.extend(CAM_PARAMS * c..CAM_PARAMS * (c + 1));
+            cols.extend(point_offset + 3 * q..point_offset + 3 * (q + 1));
             cols.push(weight_offset + i);
-            vals.push(block[[r, BLOCK_COLS - 1]]);
+            match row.as_slice() {
+                Some(row) => vals.extend_from_slice(row),
+                None => vals.extend(row.iter()),
+            }
         }
     }
     for i in 0..p {
