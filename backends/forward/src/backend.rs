@@ -26,17 +26,20 @@ use difi_core::Dual;
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Forward<const N: usize = 8>;
 
-/// Runs `f` once with active scalar `i` seeded by `seed(i)`, constants through `embed`. Generic
-/// over the seed and inlined, so seeding a small input is not a call per scalar (on ba's 2 × 15
-/// blocks, through a `dyn` seed it took a tenth of the Jacobian).
-#[inline]
-fn eval_seeded<S, A, Y, F, E, G, const N: usize>(f: &F, args: &A, embed: E, seed: G) -> Y
+/// Runs `f` once with active scalar `i` seeded by `seed(i)`, constants through `embed`. The seed
+/// is `dyn` on purpose: generic, it was inlined into the lift, and the user's function compiled
+/// around it ran ba's forward Jacobian at half speed (one codegen unit).
+fn eval_seeded<S, A, Y, F, E, const N: usize>(
+    f: &F,
+    args: &A,
+    embed: E,
+    seed: &dyn Fn(usize) -> [S; N],
+) -> Y
 where
     S: Real,
     A: Args,
     E: Embed<A::Scalar, S>,
     F: Fn(A::Traced<Dual<S, N>>) -> Y,
-    G: Fn(usize) -> [S; N],
 {
     let embed = RefCell::new(embed);
     let mut i = 0;
@@ -78,7 +81,7 @@ impl<const N: usize> Forward<N> {
         for p in 0..passes {
             let start = p * N;
             // Input `i` is lane `i − start` of this pass, or no lane.
-            let y: Y = eval_seeded(f, args, embed.clone(), |i| {
+            let y: Y = eval_seeded(f, args, embed.clone(), &|i| {
                 let mut seed = [S::zero(); N];
                 if let Some(lane) = i.checked_sub(start).and_then(|k| seed.get_mut(k)) {
                     *lane = S::one();
@@ -178,7 +181,7 @@ impl<const N: usize> Backend for Forward<N> {
             .chunks(N)
             .chain(directions.is_empty().then_some(&[][..]))
         {
-            let y: Y = eval_seeded(f, args, Identity, |i| {
+            let y: Y = eval_seeded(f, args, Identity, &|i| {
                 std::array::from_fn(|k| chunk.get(k).map_or(S::zero(), |d| d[i]))
             });
             let outs = outputs(&y);

@@ -427,7 +427,7 @@ fn main() {
                 });
                 // Forward mode, each 2 × 15 block in one pass: the engine a user would pick for
                 // small dense blocks. 16 lanes (one unused) vectorize without a remainder: a
-                // block took 574 ns on 15 lanes, 385 on 16.
+                // block took 475 ns on 15 lanes, 236 on 16.
                 let f = rep.time(|| {
                     ba_jacobian_into(&Forward::<16>, black_box(&input), &mut jac).unwrap();
                     black_box(&jac);

@@ -255,8 +255,8 @@ impl<S: Real, const N: usize> Differentiable for [S; N] {
         self.iter().for_each(|&x| f(x))
     }
     // Filled in place, not by `array::from_fn`: with tracers of a hundred bytes and more (a
-    // 16-lane dual), its closure was left out of line and moved every element through
-    // `memmove`, a quarter of ba's forward Jacobian.
+    // 16-lane dual), a crate compiled as several codegen units left its closure out of line and
+    // moved every element through `memmove`, a quarter of ba's forward Jacobian.
     fn map<T: Real, F: FnMut(S) -> T + ?Sized>(&self, f: &mut F) -> [T; N] {
         let mut out = [T::zero(); N];
         for (o, &x) in out.iter_mut().zip(self) {
