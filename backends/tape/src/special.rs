@@ -364,18 +364,28 @@ impl<S: Real, F: Elementwise<N>, const N: usize> ElementwiseNode<S, F, N> {
         self.operands.each_ref().map(|o| o.values(v, c))
     }
 
+    /// The operands' cotangents at element `i`, `g` arriving there.
+    #[inline(always)]
+    fn element_cotangents(
+        &self,
+        values: &[Cow<'_, [S]>; N],
+        needed: [bool; N],
+        i: usize,
+        g: S,
+    ) -> [S; N] {
+        let x = values.each_ref().map(|x| x[i]);
+        let (_, gradient) = self.f.value_and_gradient(x, needed);
+        gradient.map(|d| d * g)
+    }
+
     /// Adds to `adj` the operands' cotangents, `cotangent(i)` arriving at element `i`.
     fn pull_back(&self, v: &[S], c: &[S], adj: &mut [S], cotangent: impl Fn(usize) -> S) {
         let values = self.values(v, c);
         let needed = self.operands.each_ref().map(Operand::is_active);
-        let cotangents = (0..self.len).map(|i| {
-            let x = values.each_ref().map(|x| x[i]);
-            let (_, gradient) = self.f.value_and_gradient(x, needed);
-            let g = cotangent(i);
-            gradient.map(|d| d * g)
-        });
         // Operands that are constant or strided (the usual case: slices of inputs or of one
         // node's outputs) take their cotangents as they are computed; others through a buffer.
+        // Plain loops: compiled as one codegen unit, an iterator's closure per element was left
+        // out of line, a call per element (Rosenbrock's gradient 4.6 -> 7.0 µs).
         let strided = self.operands.each_ref().map(|o| match o {
             Operand::Const(_) => Some(None),
             Operand::Active(Refs::Strided { start, stride, .. }) => {
@@ -385,7 +395,8 @@ impl<S: Real, F: Elementwise<N>, const N: usize> ElementwiseNode<S, F, N> {
         });
         if strided.iter().all(Option::is_some) {
             let strided = strided.map(Option::flatten);
-            for (i, ct) in cotangents.enumerate() {
+            for i in 0..self.len {
+                let ct = self.element_cotangents(&values, needed, i, cotangent(i));
                 for (k, ct) in ct.into_iter().enumerate() {
                     if let Some((start, stride)) = strided[k] {
                         adj[start + i * stride] += ct;
@@ -393,7 +404,10 @@ impl<S: Real, F: Elementwise<N>, const N: usize> ElementwiseNode<S, F, N> {
                 }
             }
         } else {
-            let cotangents: Vec<[S; N]> = cotangents.collect();
+            let mut cotangents: Vec<[S; N]> = Vec::with_capacity(self.len);
+            for i in 0..self.len {
+                cotangents.push(self.element_cotangents(&values, needed, i, cotangent(i)));
+            }
             for (k, operand) in self.operands.iter().enumerate() {
                 operand.add_adjoint(adj, cotangents.iter().map(|ct| ct[k]));
             }
