@@ -200,13 +200,7 @@ pub fn gmm_objective<T: Real>(
         .map(lse)
         .collect();
     let total = T::sum_all(ArrayView1::from(&per_point[..]));
-    let n_prime = (d + m + 1) as f64;
-    let log_gamma_d = (d * (d - 1)) as f64 / 4.0 * std::f64::consts::PI.ln()
-        + (1..=d)
-            .map(|j| ln_gamma(n_prime / 2.0 + (1.0 - j as f64) / 2.0))
-            .sum::<f64>();
-    let constant = -(n as f64) * (d as f64 / 2.0) * (2.0 * std::f64::consts::PI).ln()
-        + k as f64 * (n_prime * d as f64 * (gamma / 2f64.sqrt()).ln() - log_gamma_d);
+    let constant = gmm_constant(d, k, n, gamma, m);
     let diag = ArrayView1::from(&diag[..]);
     let l = ArrayView1::from(l);
     let frobenius = T::dot(diag, diag) + T::dot(l, l);
@@ -214,6 +208,18 @@ pub fn gmm_objective<T: Real>(
     T::constant(constant) - T::constant(n as f64) * lse(alpha) + total
         - T::constant(gamma * gamma / 2.0) * frobenius
         + T::constant(m as f64) * all_q
+}
+
+/// The terms of [`gmm_objective`] that no parameter enters:
+/// `−n d/2 log(2π) + K (n' d log(γ/√2) − log Γ_d(n'/2))` with `n' = d + m + 1`.
+pub fn gmm_constant(d: usize, k: usize, n: usize, gamma: f64, m: usize) -> f64 {
+    let n_prime = (d + m + 1) as f64;
+    let log_gamma_d = (d * (d - 1)) as f64 / 4.0 * std::f64::consts::PI.ln()
+        + (1..=d)
+            .map(|j| ln_gamma(n_prime / 2.0 + (1.0 - j as f64) / 2.0))
+            .sum::<f64>();
+    -(n as f64) * (d as f64 / 2.0) * (2.0 * std::f64::consts::PI).ln()
+        + k as f64 * (n_prime * d as f64 * (gamma / 2f64.sqrt()).ln() - log_gamma_d)
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@
 
 use candle_core::{DType, Device, Result, Tensor, Var, D};
 
-use crate::gmm::{ln_gamma, GmmInput};
+use crate::gmm::{gmm_constant, GmmInput};
 
 /// Runs candle's CPU kernels on one thread (unless `CANDLE_NUM_THREADS` says otherwise), as
 /// difi's engines run: a per-core comparison. Call it first, before any thread or candle op
@@ -146,13 +146,7 @@ fn gmm_candle_result(g: &GmmInput) -> Result<(f64, [Vec<f64>; 4])> {
         .sum_all()?
         .affine(n as f64, 0.0)?;
     let frobenius = (diag.sqr()?.sum_all()? + l.sqr()?.sum_all()?)?;
-    let n_prime = (d + g.m + 1) as f64;
-    let log_gamma_d = (d * (d - 1)) as f64 / 4.0 * std::f64::consts::PI.ln()
-        + (1..=d)
-            .map(|j| ln_gamma(n_prime / 2.0 + (1.0 - j as f64) / 2.0))
-            .sum::<f64>();
-    let constant = -(n as f64) * (d as f64 / 2.0) * (2.0 * std::f64::consts::PI).ln()
-        + k as f64 * (n_prime * d as f64 * (g.gamma / 2f64.sqrt()).ln() - log_gamma_d);
+    let constant = gmm_constant(d, k, n, g.gamma, g.m);
     let objective = ((data - mixture)?
         + frobenius.affine(-g.gamma * g.gamma / 2.0, constant)?
         + q.sum_all()?.affine(g.m as f64, 0.0)?)?;
