@@ -18,9 +18,9 @@
 //!   with respect to α, μ, q, l (x constant).
 //! - `lstm-l2-c1024`: the loss on ADBench's `lstm_l2_c1024.txt`; gradients with respect to the
 //!   main and extra parameters (state and sequence constant).
-//! - `ba1-n49-m7776-p31843`: `objective` is all residuals; `tape-jacobian` and
-//!   `closure-jacobian` are the sparse Jacobian of `ba_jacobian_into`, one 2 × 15 block per
-//!   observation.
+//! - `ba1-n49-m7776-p31843`: `objective` is all residuals; `tape-jacobian`,
+//!   `closure-jacobian` and `forward16-jacobian` are the sparse Jacobian of `ba_jacobian_into`,
+//!   one 2 × 15 block per observation.
 //! - `conv-64x64x23`: `primal` is `sum(conv(u, v))` by FFT; the tape gradient with `v`
 //!   constant and with both active, and the closure gradient with `v` constant.
 //!
@@ -45,7 +45,7 @@ use difi_benches::workloads::{det, kmeans_cost, llsq, lse, ode};
 use difi_closure::Closure;
 use difi_core::{Active, ArrayD, Backend, Const, NoTangent, SecondOrder};
 use difi_fft::{conv, FftConv};
-use difi_forward::ForwardOverReverse;
+use difi_forward::{Forward, ForwardOverReverse};
 use difi_tape::Tape;
 use ndarray::Array3;
 
@@ -334,6 +334,10 @@ fn ba_group(c: &mut Criterion) {
     });
     g.bench_function("closure-jacobian", |b| {
         b.iter(|| ba_jacobian_into(&Closure::default(), black_box(&input), &mut jac).unwrap())
+    });
+    // Forward mode, each block in one pass of 16 lanes (see the `ratios` binary).
+    g.bench_function("forward16-jacobian", |b| {
+        b.iter(|| ba_jacobian_into(&Forward::<16>, black_box(&input), &mut jac).unwrap())
     });
     g.finish();
 }
