@@ -619,10 +619,13 @@ mod tests {
 
     #[test]
     fn forward_jacobian_matches_finite_differences_and_the_tape() {
-        // 15 lanes: each 2 × 15 block in one forward pass.
+        // 15 lanes: each 2 × 15 block in one forward pass; 16 (as `ratios` times it): one pass
+        // with a lane unused.
         let input = small();
         let jac = ba_jacobian(&difi_forward::Forward::<15>, &input).unwrap();
         assert_matches_fd(&jac, &input);
+        assert_matches_the_tape(&jac, &input);
+        let jac = ba_jacobian(&difi_forward::Forward::<16>, &input).unwrap();
         assert_matches_the_tape(&jac, &input);
     }
 
