@@ -6,7 +6,7 @@
 //! function is a few tensor ops (every op allocates its result and records a graph node), and
 //! `backward` returns the gradient store. Scalar-chain workloads (the ad_trait chain, ode, det)
 //! have no tensor form and are not measured here. burn is not included: its autodiff backend
-//! builds several times longer than candle for the same two comparisons.
+//! builds several times longer than candle for the same comparisons.
 //!
 //! ```
 //! use difi_benches::basic::rosenbrock_gradient;
@@ -71,9 +71,7 @@ pub fn rosenbrock_gradient_candle(x: &[f64]) -> Vec<f64> {
 /// [`crate::workloads::lse`] as tensor ops: `a + log Σ exp(x − a)` with the shift `a = max x`
 /// detached, as difi's lse and JAX's `logsumexp` take it.
 fn lse_tensor(x: &Tensor) -> Result<Tensor> {
-    let shift = x.max_keepdim(0)?.detach();
-    let sum = x.broadcast_sub(&shift)?.exp()?.sum_keepdim(0)?;
-    (sum.log()? + shift)?.sum_all()
+    logsumexp(x, 0)?.sum_all()
 }
 
 /// The gradient of [`crate::workloads::lse`] by candle.
