@@ -5,8 +5,8 @@
 use std::borrow::Cow;
 
 use difi_core::{
-    check_pullback, elementwise_len, sum_map_by_index, Elementwise, Hook, Real, Result, Rule,
-    Segment,
+    check_pullback, elementwise_len, map_by_index, sum_map_by_index, Elementwise, Hook, Real,
+    Result, Rule, Segment,
 };
 use ndarray::{Array1, Array2, ArrayD, ArrayView1, ArrayView2, ArrayViewD, IxDyn};
 
@@ -525,9 +525,7 @@ pub(crate) fn map<S: Real, F: Elementwise<N>, const N: usize>(
     // As in `sum_map`.
     let values = if S::NEST_LEVEL == 0 {
         let slices = tracers.each_ref().map(|x| &x[..]);
-        (0..slices[0].len())
-            .map(|i| f.eval(slices.map(|x| x[i].value)))
-            .collect()
+        map_by_index(f, slices[0].len(), |i| slices.map(|x| x[i].value))
     } else {
         let values = elementwise_values(&tracers);
         S::map_elementwise(f, values.each_ref().map(|v| ArrayView1::from(&v[..]))).to_vec()

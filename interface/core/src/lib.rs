@@ -44,7 +44,7 @@ pub use dual::Dual;
 pub use error::{Error, Result};
 pub use fd::{DensePullback, FiniteDifferences};
 pub use prepared::{op, GradientPrep, Prepared};
-pub use real::{elementwise_len, map, sum, sum_map, sum_map_by_index, Real};
+pub use real::{elementwise_len, map, map_by_index, sum, sum_map, sum_map_by_index, Real};
 pub use rule::{apply, check_pullback, checkpoint, Elementwise, Hook, Rule, Segment};
 pub use value::{flatten, Differentiable, Output, Shape};
 

@@ -99,9 +99,9 @@ pub trait Real:
         f: &F,
         xs: [ArrayView1<'_, Self>; N],
     ) -> Array1<Self> {
-        (0..elementwise_len(&xs))
-            .map(|i| f.eval(xs.each_ref().map(|x| x[i])))
-            .collect()
+        Array1::from(map_by_index(f, elementwise_len(&xs), |i| {
+            xs.each_ref().map(|x| x[i])
+        }))
     }
 
     /// Inner product. Panics if the lengths differ.
@@ -322,6 +322,16 @@ pub fn sum_map_by_index<T: Real, const N: usize, F: Elementwise<N>>(
     element: impl Fn(usize) -> [T; N],
 ) -> T {
     (0..len).fold(T::zero(), |s, i| s + f.eval(element(i)))
+}
+
+/// `[f(element(i)) for i < len]`: the loop of [`Real::map_elementwise`]'s default, for engines
+/// that hold the operands in another form, as [`sum_map_by_index`] is for [`Real::sum_map`].
+pub fn map_by_index<T: Real, const N: usize, F: Elementwise<N>>(
+    f: &F,
+    len: usize,
+    element: impl Fn(usize) -> [T; N],
+) -> Vec<T> {
+    (0..len).map(|i| f.eval(element(i))).collect()
 }
 
 /// The common length of the operands of [`sum_map`] or [`map`]; panics with what is wrong
