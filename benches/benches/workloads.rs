@@ -38,7 +38,7 @@ use std::time::Duration;
 use criterion::measurement::WallTime;
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, SamplingMode};
 use difi_benches::ba::{ba_jacobian_into, ba_objective_into, BaInput, BaJacobian};
-use difi_benches::gmm::{gmm_objective, GmmInput};
+use difi_benches::gmm::{gmm_gradient, gmm_objective, GmmInput};
 use difi_benches::lstm::{lstm_objective, LstmInput};
 use difi_benches::mt19937::Mt19937;
 use difi_benches::workloads::{det, kmeans_cost, llsq, lse, ode};
@@ -251,32 +251,15 @@ fn gmm_group(c: &mut Criterion) {
     };
     let (d, k, n, gamma, m) = (input.d, input.k, input.n, input.gamma, input.m);
     let (alpha, mu, q, l, x) = (&input.alpha, &input.mu, &input.q, &input.l, &input.x);
-    // The closure's tracer type is fixed at its first use, so one closure per engine.
-    macro_rules! f {
-        () => {
-            |(a, mu, q, l, x): (Vec<_>, Vec<_>, Vec<_>, Vec<_>, Vec<_>)| {
-                gmm_objective(&a, &mu, &q, &l, &x, d, k, gamma, m)
-            }
-        };
-    }
-    let args = || {
-        (
-            Active(black_box(alpha)),
-            Active(mu),
-            Active(q),
-            Active(l),
-            Const(x),
-        )
-    };
     let mut g = slow_group(c, &format!("gmm-d{d}-K{k}-n{n}"));
     g.bench_function("primal", |b| {
         b.iter(|| gmm_objective(black_box(alpha), mu, q, l, x, d, k, gamma, m))
     });
     g.bench_function("tape-gradient", |b| {
-        b.iter(|| Tape::new().gradient(f!(), args()).unwrap())
+        b.iter(|| gmm_gradient(&Tape::new(), black_box(&input)).unwrap())
     });
     g.bench_function("closure-gradient", |b| {
-        b.iter(|| Closure::default().gradient(f!(), args()).unwrap())
+        b.iter(|| gmm_gradient(&Closure::default(), black_box(&input)).unwrap())
     });
     g.finish();
 }

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use difi_benches::ba::{ba_jacobian_into, ba_objective_into, BaInput, BaJacobian};
 use difi_benches::basic::{rosenbrock, rosenbrock_sum_map, Chain};
-use difi_benches::gmm::gmm_objective;
+use difi_benches::gmm::{gmm_gradient, gmm_objective};
 #[cfg(feature = "heavy-peers")]
 use difi_benches::heavy_peers::{gmm_candle, lse_gradient_candle, rosenbrock_gradient_candle};
 use difi_benches::lstm::lstm_objective;
@@ -329,24 +329,11 @@ fn main() {
                         &g.alpha, &g.mu, &g.q, &g.l, &g.x, d, k, g.gamma, g.m,
                     ));
                 });
-                let args = (
-                    Active(&g.alpha),
-                    Active(&g.mu),
-                    Active(&g.q),
-                    Active(&g.l),
-                    Const(&g.x),
-                );
                 let t = rep.time(|| {
-                    let f = |(a, mu, q, l, x): (Vec<_>, Vec<_>, Vec<_>, Vec<_>, Vec<_>)| {
-                        gmm_objective(&a, &mu, &q, &l, &x, d, k, g.gamma, g.m)
-                    };
-                    black_box(Tape::new().gradient(f, args).unwrap());
+                    black_box(gmm_gradient(&Tape::new(), black_box(&g)).unwrap());
                 });
                 let c = rep.time(|| {
-                    let f = |(a, mu, q, l, x): (Vec<_>, Vec<_>, Vec<_>, Vec<_>, Vec<_>)| {
-                        gmm_objective(&a, &mu, &q, &l, &x, d, k, g.gamma, g.m)
-                    };
-                    black_box(Closure::default().gradient(f, args).unwrap());
+                    black_box(gmm_gradient(&Closure::default(), black_box(&g)).unwrap());
                 });
                 rep.ratio("gmm-d10-K25-n1000", "tape", "gradient", t / p);
                 rep.ratio("gmm-d10-K25-n1000", "closure/tape", "gradient", c / t);
