@@ -322,6 +322,9 @@ pub fn ba_jacobian_into<B: Backend>(
     result
 }
 
+// Out of line: inlined into a large caller (`ratios`' main), the per-block loop's codegen
+// followed unrelated code there, and ba's forward Jacobian moved between 10 and 12.6.
+#[inline(never)]
 fn fill_jacobian<B: Backend>(
     backend: &B,
     input: &BaInput,
