@@ -20,31 +20,30 @@ fn any_active<S: Real>(xs: impl IntoIterator<Item = Var<S>>) -> bool {
 }
 
 /// Pushes `special` and one output slot per value; returns the output tracers.
-fn push_special<S: Real>(
-    special: Box<dyn Special<S>>,
-    outputs: impl IntoIterator<Item = S>,
-) -> Vec<Var<S>> {
+fn push_special<S: Real>(special: Box<dyn Special<S>>, outputs: &[S]) -> Vec<Var<S>> {
     with_tape::<S, _>(|t| {
         let head = t.push(Op::Special, t.specials.len() as u32, 0, S::zero());
         t.specials.push(special);
-        let epoch = t.epoch;
-        outputs
-            .into_iter()
-            .enumerate()
-            .map(|(k, value)| {
-                let index = if head == NO_INDEX {
-                    NO_INDEX
-                } else {
-                    t.push(Op::SpecialOutput, head, k as u32, value)
-                };
-                Var {
-                    value,
-                    index,
-                    epoch,
-                }
-            })
-            .collect()
+        let first = t.push_special_outputs(head, 0, outputs);
+        tracers_of_slots(outputs, first, t.epoch)
     })
+}
+
+/// The tracers of consecutive output slots from `first` (`NO_INDEX`: none were pushed).
+fn tracers_of_slots<S: Real>(values: &[S], first: u32, epoch: u32) -> Vec<Var<S>> {
+    let index = |k: usize| match first {
+        NO_INDEX => NO_INDEX,
+        first => first + k as u32,
+    };
+    values
+        .iter()
+        .enumerate()
+        .map(|(k, &value)| Var {
+            value,
+            index: index(k),
+            epoch,
+        })
+        .collect()
 }
 
 /// Pushes `special` and one output slot per element of `outputs`, and returns them as arrays
@@ -54,34 +53,21 @@ fn push_special_arrays<S: Real>(
     outputs: &[ArrayD<S>],
 ) -> Vec<ArrayD<Var<S>>> {
     with_tape::<S, _>(|t| {
-        let total: usize = outputs.iter().map(|o| o.len()).sum();
-        t.nodes.reserve(total + 1);
-        t.values.reserve(total + 1);
         let head = t.push(Op::Special, t.specials.len() as u32, 0, S::zero());
         t.specials.push(special);
-        let epoch = t.epoch;
-        let mut k = 0u32;
+        let mut slot = 0;
         outputs
             .iter()
             .map(|o| {
-                // Slots in logical (row-major) order, as the pullback reads them back; `map`
-                // would follow memory order, which differs for non-standard layouts.
-                let vars = o
-                    .iter()
-                    .map(|&value| {
-                        let index = if head == NO_INDEX {
-                            NO_INDEX
-                        } else {
-                            t.push(Op::SpecialOutput, head, k, value)
-                        };
-                        k += 1;
-                        Var {
-                            value,
-                            index,
-                            epoch,
-                        }
-                    })
-                    .collect();
+                // Slots in logical (row-major) order, as the pullback reads them back; memory
+                // order differs for non-standard layouts.
+                let values: Cow<'_, [S]> = match o.as_slice() {
+                    Some(s) => s.into(),
+                    None => o.iter().copied().collect::<Vec<_>>().into(),
+                };
+                let first = t.push_special_outputs(head, slot, &values);
+                slot += values.len() as u32;
+                let vars = tracers_of_slots(&values, first, t.epoch);
                 ArrayD::from_shape_vec(o.raw_dim(), vars).expect("shape")
             })
             .collect()
@@ -276,7 +262,7 @@ pub(crate) fn sum<S: Real>(xs: ArrayView1<'_, Var<S>>) -> Var<S> {
         (value, Some(SumNode { refs, constant }))
     });
     match node {
-        Some(node) => push_special(Box::new(node), [value])[0],
+        Some(node) => push_special(Box::new(node), &[value])[0],
         None => Var::constant_of(value),
     }
 }
@@ -514,7 +500,7 @@ fn push_elementwise<S: Real, F: Elementwise<N>, const N: usize>(
         len: tracers[0].len(),
         summed,
     };
-    push_special(Box::new(node), values)
+    push_special(Box::new(node), &values)
 }
 
 /// `Σ_i f(x[i])` on the tracers' values. Out of line: inlined into [`sum_map`], its accumulator
@@ -615,7 +601,7 @@ pub(crate) fn dot<S: Real>(a: ArrayView1<'_, Var<S>>, b: ArrayView1<'_, Var<S>>)
         a: Operand::record(t, a, av),
         b: Operand::record(t, b, bv),
     });
-    push_special(Box::new(node), [value])[0]
+    push_special(Box::new(node), &[value])[0]
 }
 
 /// `C = A · B` with A (m × k) and B (k × n), both row-major.
@@ -694,7 +680,7 @@ fn matmul_node<S: Real>(a: ArrayView2<'_, Var<S>>, b: ArrayView2<'_, Var<S>>) ->
         k,
         n,
     });
-    push_special(Box::new(node), values)
+    push_special(Box::new(node), &values)
 }
 
 pub(crate) fn matvec<S: Real>(
@@ -856,7 +842,7 @@ pub(crate) fn hook<S: Real, H: Hook>(x: Var<S>, hook: H) -> Var<S> {
     }
     let input = with_tape::<S, _>(|t| refs(t, [x].into_iter()).iter().next())
         .expect("one reference for one tracer");
-    push_special(Box::new(HookNode { input, hook }), [x.value])[0]
+    push_special(Box::new(HookNode { input, hook }), &[x.value])[0]
 }
 
 // ---- checkpoints ----
@@ -903,7 +889,7 @@ pub(crate) fn checkpoint<S: Real, C: Segment>(segment: &C, inputs: &[Var<S>]) ->
         inputs: refs,
         outputs: outputs.len(),
     };
-    push_special(Box::new(node), outputs)
+    push_special(Box::new(node), &outputs)
 }
 
 #[cfg(test)]

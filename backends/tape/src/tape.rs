@@ -160,6 +160,27 @@ impl<S: Real> TapeData<S> {
         i as u32
     }
 
+    /// Output slots `slot..` of the special node `head`, one `SpecialOutput` per value, pushed
+    /// in bulk as [`TapeData::push_inputs`] does. Returns the first one's index; `NO_INDEX` if
+    /// `head` is or they do not fit (the overflow error is kept).
+    pub fn push_special_outputs(&mut self, head: u32, slot: u32, values: &[S]) -> u32 {
+        let first = self.nodes.len();
+        if head == NO_INDEX {
+            return NO_INDEX;
+        }
+        if values.len() > self.max_nodes - first {
+            return self.overflow();
+        }
+        self.nodes
+            .extend((slot..slot + values.len() as u32).map(|k| Node {
+                op: Op::SpecialOutput,
+                a: head,
+                b: k,
+            }));
+        self.values.extend_from_slice(values);
+        first as u32
+    }
+
     /// One `Input` node per value, pushed in bulk (a loop of [`TapeData::push`] reloads the
     /// lengths after every store). They are the recording's first nodes, so input `k` is node
     /// `k`. `false` (and the overflow error) if they do not fit.
