@@ -1,7 +1,7 @@
 //! GradBench workloads written once over `T: Real` (formulas in `shared/WORKLOADS.md`): the
 //! `f64` instantiation is the primal, every engine runs the same code.
 
-use difi_core::{checkpoint, sum_map, Elementwise, Real, Segment};
+use difi_core::{checkpoint, map, sum_map, Elementwise, Real, Segment};
 use ndarray::{Array1, Array2, ArrayView1};
 
 /// llsq: `½ Σ_i (s_i − Σ_j x_j t_i^j)²` with `t_i = −1 + 2i/(n−1)` and `s_i = sign(t_i)`,
@@ -96,9 +96,10 @@ fn minor<T: Real>(a: &[T], ell: usize, rows: &[usize], cols: &[usize]) -> T {
 
 /// ode: `y₀' = x₀`, `yᵢ' = xᵢ yᵢ₋₁`, `y(0) = 0`, classic RK4 in `s` steps to `t = 2`.
 ///
-/// Each step is a [`checkpoint`]ed segment: reverse engines keep only the states between
-/// steps and recompute one step at a time in reverse, so the working set stays in cache
-/// (recorded whole, the tape is 1.7M nodes, 39 MB, at n = 100, s = 1000).
+/// Each RK4 stage is one [`map`] over the components (a reverse engine records it as one node)
+/// and every `⌈√s⌉` steps form a [`checkpoint`]ed segment: reverse engines keep only the
+/// states between segments and recompute one segment at a time in reverse, so the working set
+/// stays in cache.
 ///
 /// # Panics
 ///
@@ -109,48 +110,112 @@ pub fn ode<T: Real>(x: &[T], s: usize) -> Vec<T> {
         "ode: s (the number of steps to t = 2) must be at least 1"
     );
     let n = x.len();
-    let step = Rk4Step {
-        n,
-        h: 2.0 / s as f64,
-    };
+    let h = 2.0 / s as f64;
+    let per_segment = (s as f64).sqrt().ceil() as usize;
     let mut state: Vec<T> = vec![T::zero(); n];
     state.extend_from_slice(x);
-    for _ in 0..s {
-        let y = checkpoint(&step, &state);
+    let mut done = 0;
+    while done < s {
+        let steps = per_segment.min(s - done);
+        let y = checkpoint(&Rk4Steps { n, h, steps }, &state);
         state[..n].copy_from_slice(&y);
+        done += steps;
     }
     state.truncate(n);
     state
 }
 
-/// One RK4 step of [`ode`]: inputs `[y, x]`, output the next `y`.
+/// `steps` RK4 steps of [`ode`]: inputs `[y, x]`, output `y` after them.
 #[derive(Clone, Debug)]
-struct Rk4Step {
+struct Rk4Steps {
     n: usize,
+    h: f64,
+    steps: usize,
+}
+
+impl Segment for Rk4Steps {
+    fn eval<T: Real>(&self, inputs: &[T]) -> Vec<T> {
+        let (y, x) = inputs.split_at(self.n);
+        (0..self.steps).fold(y.to_vec(), |y, _| rk4_step(x, &y, self.h))
+    }
+}
+
+/// One RK4 step from `y`.
+fn rk4_step<T: Real>(x: &[T], y: &[T], h: f64) -> Vec<T> {
+    let n = y.len();
+    if n == 0 {
+        return Vec::new();
+    }
+    let k1 = ode_rhs(x, map(&Product, [view(&x[1..]), view(&y[..n - 1])]));
+    let k2 = ode_stage(x, y, &k1, 0.5 * h);
+    let k3 = ode_stage(x, y, &k2, 0.5 * h);
+    let k4 = ode_stage(x, y, &k3, h);
+    map(
+        &Rk4Combine { h },
+        [view(y), view(&k1), view(&k2), view(&k3), view(&k4)],
+    )
+    .to_vec()
+}
+
+/// `[x₀, tail…]`: the right-hand side `f(y)` with its components `i > 0` in `tail`.
+fn ode_rhs<T: Real>(x: &[T], tail: Array1<T>) -> Vec<T> {
+    let mut k = Vec::with_capacity(x.len());
+    k.push(x[0]);
+    k.extend_from_slice(
+        tail.as_slice()
+            .expect("map returns a standard-layout array"),
+    );
+    k
+}
+
+/// `f(y + c k)`, its components `i > 0` one [`map`]: `xᵢ (yᵢ₋₁ + c kᵢ₋₁)`.
+fn ode_stage<T: Real>(x: &[T], y: &[T], k: &[T], c: f64) -> Vec<T> {
+    let n = y.len();
+    ode_rhs(
+        x,
+        map(
+            &ShiftedStage { c },
+            [view(&x[1..]), view(&y[..n - 1]), view(&k[..n - 1])],
+        ),
+    )
+}
+
+fn view<T>(x: &[T]) -> ArrayView1<'_, T> {
+    ArrayView1::from(x)
+}
+
+/// `a b`
+#[derive(Clone, Debug)]
+struct Product;
+
+impl Elementwise<2> for Product {
+    fn eval<T: Real>(&self, [a, b]: [T; 2]) -> T {
+        a * b
+    }
+}
+
+/// `x (y + c k)`: one component of `f(y + c k)`.
+#[derive(Clone, Debug)]
+struct ShiftedStage {
+    c: f64,
+}
+
+impl Elementwise<3> for ShiftedStage {
+    fn eval<T: Real>(&self, [x, y, k]: [T; 3]) -> T {
+        x * (y + T::constant(self.c) * k)
+    }
+}
+
+/// `y + h/6 (k₁ + 2 k₂ + 2 k₃ + k₄)`
+#[derive(Clone, Debug)]
+struct Rk4Combine {
     h: f64,
 }
 
-impl Segment for Rk4Step {
-    fn eval<T: Real>(&self, inputs: &[T]) -> Vec<T> {
-        let (y, x) = inputs.split_at(self.n);
-        let n = self.n;
-        let h = T::constant(self.h);
-        let rhs = |y: &[T]| -> Vec<T> {
-            (0..n)
-                .map(|i| if i == 0 { x[0] } else { x[i] * y[i - 1] })
-                .collect()
-        };
-        let (half, two, sixth) = (T::constant(0.5), T::constant(2.0), T::constant(1.0 / 6.0));
-        let k1 = rhs(y);
-        let y2: Vec<T> = (0..n).map(|i| y[i] + half * h * k1[i]).collect();
-        let k2 = rhs(&y2);
-        let y3: Vec<T> = (0..n).map(|i| y[i] + half * h * k2[i]).collect();
-        let k3 = rhs(&y3);
-        let y4: Vec<T> = (0..n).map(|i| y[i] + h * k3[i]).collect();
-        let k4 = rhs(&y4);
-        (0..n)
-            .map(|i| y[i] + h * sixth * (k1[i] + two * k2[i] + two * k3[i] + k4[i]))
-            .collect()
+impl Elementwise<5> for Rk4Combine {
+    fn eval<T: Real>(&self, [y, k1, k2, k3, k4]: [T; 5]) -> T {
+        let two = T::constant(2.0);
+        y + T::constant(self.h / 6.0) * (k1 + two * k2 + two * k3 + k4)
     }
 }
 
@@ -289,6 +354,29 @@ mod tests {
             &x,
             1e-6,
         );
+    }
+
+    /// With four components `y' = A y + x₀ e₀` has `A⁴ = 0`, so RK4's step (the exponential's
+    /// series to fourth order) is exact: `yᵢ(2) = x₀ ⋯ xᵢ 2^{i+1} / (i+1)!` for any number of
+    /// steps, segments of `⌈√s⌉` steps dividing `s` or not.
+    #[test]
+    fn ode_is_exact_where_rk4_is() {
+        let x = [0.7, -1.3, 0.4, 2.1];
+        let mut want = Vec::new();
+        let (mut product, mut factorial) = (1.0, 1.0);
+        for (i, &xi) in x.iter().enumerate() {
+            product *= xi;
+            factorial *= (i + 1) as f64;
+            want.push(product * 2f64.powi(i as i32 + 1) / factorial);
+        }
+        for s in [1, 9, 10] {
+            let y = ode(&x, s);
+            for (i, (&got, &want)) in y.iter().zip(&want).enumerate() {
+                assert!((got - want).abs() < 1e-12, "s = {s}, y{i}: {got} vs {want}");
+            }
+        }
+        assert!(ode::<f64>(&[], 3).is_empty());
+        assert_eq!(ode(&[1.5], 3), vec![3.0]);
     }
 
     #[test]
