@@ -760,27 +760,19 @@ fn tape_overflow_is_an_error() {
         .unwrap_err();
     assert_eq!(err, Error::TapeOverflow { capacity: 50 });
     // An array node's 60 output slots, also pushed in bulk, after 10 inputs.
+    let product_sum = |x: Vec<Var<f64>>| {
+        let a = Array2::from_elem((60, 10), Var::constant(0.5));
+        difi_core::sum(&Var::matvec(a.view(), ArrayView1::from(&x[..])))
+    };
     let err = Tape::new()
         .with_max_nodes(50)
-        .gradient(
-            |x: Vec<Var<f64>>| {
-                let a = Array2::from_elem((60, 10), Var::constant(0.5));
-                difi_core::sum(&Var::matvec(a.view(), ArrayView1::from(&x[..])))
-            },
-            Active(&vec![1.0; 10]),
-        )
+        .gradient(product_sum, Active(&vec![1.0; 10]))
         .unwrap_err();
     assert_eq!(err, Error::TapeOverflow { capacity: 50 });
     // Exactly enough: 10 inputs, the product and its 60 outputs, the sum and its output.
     let (y, g) = Tape::new()
         .with_max_nodes(73)
-        .value_and_gradient(
-            |x: Vec<Var<f64>>| {
-                let a = Array2::from_elem((60, 10), Var::constant(0.5));
-                difi_core::sum(&Var::matvec(a.view(), ArrayView1::from(&x[..])))
-            },
-            Active(&vec![1.0; 10]),
-        )
+        .value_and_gradient(product_sum, Active(&vec![1.0; 10]))
         .unwrap();
     assert_eq!((y, g), (300.0, vec![30.0; 10]));
 }
