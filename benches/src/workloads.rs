@@ -158,6 +158,10 @@ fn rk4_step<T: Real>(x: &[T], y: &[T], h: f64) -> Vec<T> {
 }
 
 /// `[x₀, tail…]`: the right-hand side `f(y)` with its components `i > 0` in `tail`.
+///
+/// The next stage reads this shifted (`k[..n−1]`), which on a tape is then a list of references
+/// rather than one progression: measured at n = 100, a quarter of the gradient's time. The
+/// shift leaves no layout without it.
 fn ode_rhs<T: Real>(x: &[T], tail: Array1<T>) -> Vec<T> {
     let mut k = Vec::with_capacity(x.len());
     k.push(x[0]);
@@ -180,6 +184,7 @@ fn ode_stage<T: Real>(x: &[T], y: &[T], k: &[T], c: f64) -> Vec<T> {
     )
 }
 
+/// A slice as the 1-d view [`map`] takes.
 fn view<T>(x: &[T]) -> ArrayView1<'_, T> {
     ArrayView1::from(x)
 }
@@ -376,7 +381,7 @@ mod tests {
             }
         }
         assert!(ode::<f64>(&[], 3).is_empty());
-        assert_eq!(ode(&[1.5], 3), vec![3.0]);
+        assert!((ode(&[1.5_f64], 3)[0] - 3.0).abs() < 1e-12);
     }
 
     #[test]
