@@ -14,8 +14,12 @@ pub(crate) const MAX_NODES: usize = (CONST_BIT - 1) as usize;
 
 /// The kind of a record. Scalar ops keep their operands; partials are recomputed from stored
 /// values in the reverse sweep, which is what makes replay for new inputs possible.
+// Four bytes, not one: a `Node` then has no padding, the `Input` node is twelve zero bytes, and
+// pushing a recording's inputs compiles to a memset (a gradient of x₀ x₉₉₉ over 1000 inputs
+// 1.25 -> 1.13 µs, Rosenbrock's sum_map 4.27 -> 4.08 µs; ba's tape Jacobian 771 -> 784 ns a
+// block).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
+#[repr(u32)]
 pub(crate) enum Op {
     /// An active input. Inputs are pushed right after a recording begins, before any other
     /// node; the reverse sweep stops at the first one it meets.
