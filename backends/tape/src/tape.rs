@@ -74,6 +74,8 @@ pub(crate) enum Op {
     Trunc,
     Signum,
     Fract,
+    /// [`Real::stop_gradient`]: no derivative, but the value is recomputed on replay.
+    StopGradient,
 }
 
 /// One record: 12 bytes.
@@ -547,7 +549,7 @@ fn sweep_node<S: Real>(data: &TapeData<S>, adj: &mut [S], i: usize) {
                 }
             }
             Op::Fract => accumulate(adj, a, g),
-            Op::Floor | Op::Ceil | Op::Round | Op::Trunc | Op::Signum => {}
+            Op::Floor | Op::Ceil | Op::Round | Op::Trunc | Op::Signum | Op::StopGradient => {}
             Op::Input | Op::SpecialOutput | Op::Special => unreachable!(),
         }
     }
@@ -694,6 +696,7 @@ pub(crate) fn eval_op<S: Real>(op: Op, x: S, p: S, b: u32, consts: &mut [S]) -> 
         Op::Trunc => x.trunc(),
         Op::Signum => x.signum(),
         Op::Fract => x.fract(),
+        Op::StopGradient => x.stop_gradient(),
         Op::Input | Op::SpecialOutput | Op::Special => unreachable!("not a scalar op"),
     }
 }

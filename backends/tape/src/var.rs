@@ -302,9 +302,10 @@ impl<S: Real> Real for Var<S> {
         self.unary(Op::Logistic, self.value.logistic())
     }
 
-    /// Stops the derivative at every level (the value keeps no dependence at all).
+    /// Stops the derivative at every level (the value keeps no dependence at all). On an active
+    /// tracer this is a record with no derivative, so a replay recomputes the value.
     fn stop_gradient(self) -> Self {
-        Var::constant_of(self.value.stop_gradient())
+        self.unary(Op::StopGradient, self.value.stop_gradient())
     }
 
     fn hook<H: Hook>(self, hook: H) -> Self {

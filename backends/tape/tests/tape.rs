@@ -969,3 +969,13 @@ fn rule_outputs_in_column_major_layout_get_the_right_cotangents() {
     let want = arr2(&[[2.0, 200.0, 1.0], [20.0, 2000.0, 0.5]]).into_dyn();
     assert_eq!(g, want);
 }
+
+#[test]
+fn replayed_stop_gradient_takes_the_new_value() {
+    // d/dx [x · sg(x)] = sg(x) = x, and the value is x²: a replay at a new point must not keep
+    // the stopped value of the recording.
+    let f = |x: Vec<Var<f64>>| x[0] * x[0].stop_gradient();
+    let mut prep = Tape::new().prepare_gradient(f, Active(&vec![1.0])).unwrap();
+    let (y, g) = prep.value_and_gradient(f, Active(&vec![3.0])).unwrap();
+    assert_eq!((y, g), (9.0, vec![3.0]));
+}
