@@ -418,140 +418,163 @@ pub(crate) fn sweep<S: Real>(data: &TapeData<S>, adj: &mut [S], end: usize) -> R
 fn sweep_node<S: Real>(data: &TapeData<S>, adj: &mut [S], i: usize) {
     let (values, consts) = (&data.values[..], &data.consts[..]);
     let v = |r: u32| operand_value(values, consts, r);
-    let one = S::one();
     let Node { op, a, b } = data.nodes[i];
-    {
-        let g = adj[i];
-        let y = values[i];
-        match op {
-            Op::Add => {
-                accumulate(adj, a, g);
-                accumulate(adj, b, g);
-            }
-            Op::Sub => {
-                accumulate(adj, a, g);
-                accumulate(adj, b, -g);
-            }
-            Op::Mul => {
-                accumulate(adj, a, g * v(b));
-                accumulate(adj, b, g * v(a));
-            }
-            Op::Div => {
-                let d = v(b);
-                accumulate(adj, a, g / d);
-                accumulate(adj, b, -g * y / d);
-            }
-            Op::Neg => accumulate(adj, a, -g),
-            Op::Sqrt => accumulate(adj, a, g / (y + y)),
-            Op::Exp => accumulate(adj, a, g * y),
-            Op::Exp2 => accumulate(adj, a, g * y * S::LN_2()),
-            Op::Ln => accumulate(adj, a, g / v(a)),
-            Op::Log2 => accumulate(adj, a, g / (v(a) * S::LN_2())),
-            Op::Log10 => accumulate(adj, a, g / (v(a) * S::LN_10())),
-            // `b` refers to the derivative, recorded with the node.
-            Op::Sin | Op::Cos => accumulate(adj, a, g * v(b)),
-            Op::Tan => accumulate(adj, a, g * (one + y * y)),
-            Op::Asin => {
-                let x = v(a);
-                accumulate(adj, a, g / (one - x * x).sqrt())
-            }
-            Op::Acos => {
-                let x = v(a);
-                accumulate(adj, a, -g / (one - x * x).sqrt())
-            }
-            Op::Atan => {
-                let x = v(a);
-                accumulate(adj, a, g / (one + x * x))
-            }
-            Op::Sinh => accumulate(adj, a, g * v(a).cosh()),
-            Op::Cosh => accumulate(adj, a, g * v(a).sinh()),
-            Op::Tanh => accumulate(adj, a, g * (one - y * y)),
-            Op::Asinh => {
-                let x = v(a);
-                accumulate(adj, a, g / (x * x + one).sqrt())
-            }
-            Op::Acosh => {
-                let x = v(a);
-                accumulate(adj, a, g / (x * x - one).sqrt())
-            }
-            Op::Atanh => {
-                let x = v(a);
-                accumulate(adj, a, g / (one - x * x))
-            }
-            Op::ExpM1 => accumulate(adj, a, g * (y + one)),
-            Op::Ln1p => accumulate(adj, a, g / (one + v(a))),
-            Op::Cbrt => accumulate(adj, a, g / (S::constant(3.0) * y * y)),
-            Op::Recip => accumulate(adj, a, -g * y * y),
-            Op::Logistic => accumulate(adj, a, g * y * (one - y)),
-            Op::Abs => {
-                let x = v(a);
-                let s = if x > S::zero() {
-                    one
-                } else if x < S::zero() {
-                    -one
-                } else {
-                    S::zero()
-                };
-                accumulate(adj, a, g * s)
-            }
-            Op::Powi => {
-                let n = b as i32;
-                let d = if n == 0 {
-                    S::zero()
-                } else {
-                    S::constant(n as f64) * v(a).powi(n - 1)
-                };
-                accumulate(adj, a, g * d)
-            }
-            Op::Powf => {
-                let (x, p) = (v(a), v(b));
-                let dx = if p == S::zero() {
-                    S::zero()
-                } else {
-                    p * x.powf(p - one)
-                };
-                accumulate(adj, a, g * dx);
-                if b & CONST_BIT == 0 {
-                    let dp = if y == S::zero() {
-                        S::zero()
-                    } else {
-                        y * x.ln()
-                    };
-                    accumulate(adj, b, g * dp);
-                }
-            }
-            Op::Atan2 => {
-                let (yy, xx) = (v(a), v(b));
-                let r2 = xx * xx + yy * yy;
-                if r2 != S::zero() {
-                    accumulate(adj, a, g * xx / r2);
-                    accumulate(adj, b, -g * yy / r2);
-                }
-            }
-            Op::Hypot => {
-                if y != S::zero() {
-                    accumulate(adj, a, g * v(a) / y);
-                    accumulate(adj, b, g * v(b) / y);
-                }
-            }
-            Op::Max => {
-                if v(a) >= v(b) {
-                    accumulate(adj, a, g)
-                } else {
-                    accumulate(adj, b, g)
-                }
-            }
-            Op::Min => {
-                if v(a) <= v(b) {
-                    accumulate(adj, a, g)
-                } else {
-                    accumulate(adj, b, g)
-                }
-            }
-            Op::Fract => accumulate(adj, a, g),
-            Op::Floor | Op::Ceil | Op::Round | Op::Trunc | Op::Signum | Op::StopGradient => {}
-            Op::Input | Op::SpecialOutput | Op::Special => unreachable!(),
+    // For `Sin` and `Cos`, `b` refers to the recorded derivative: `p()` reads it.
+    pull_op(
+        op,
+        b,
+        adj[i],
+        values[i],
+        || v(a),
+        || v(b),
+        |second, g| accumulate(adj, if second { b } else { a }, g),
+    );
+}
+
+/// The adjoint rule of scalar op `op`: given the node's adjoint `g`, its value `y`, its
+/// operands' values `x()` and `p()` (read only where the rule needs them; for `Sin` and `Cos`,
+/// `p()` is the derivative recorded with the node) and its immediate `b`, calls
+/// `give(false, ·)` with what it adds to operand `a`'s adjoint and `give(true, ·)` with what
+/// it adds to operand `b`'s, each at most once. The dense sweep and the batched replay share it.
+#[inline(always)]
+pub(crate) fn pull_op<S: Real>(
+    op: Op,
+    b: u32,
+    g: S,
+    y: S,
+    x: impl Fn() -> S,
+    p: impl Fn() -> S,
+    mut give: impl FnMut(bool, S),
+) {
+    let one = S::one();
+    match op {
+        Op::Add => {
+            give(false, g);
+            give(true, g);
         }
+        Op::Sub => {
+            give(false, g);
+            give(true, -g);
+        }
+        Op::Mul => {
+            give(false, g * p());
+            give(true, g * x());
+        }
+        Op::Div => {
+            let d = p();
+            give(false, g / d);
+            give(true, -g * y / d);
+        }
+        Op::Neg => give(false, -g),
+        Op::Sqrt => give(false, g / (y + y)),
+        Op::Exp => give(false, g * y),
+        Op::Exp2 => give(false, g * y * S::LN_2()),
+        Op::Ln => give(false, g / x()),
+        Op::Log2 => give(false, g / (x() * S::LN_2())),
+        Op::Log10 => give(false, g / (x() * S::LN_10())),
+        // `b` refers to the derivative, recorded with the node.
+        Op::Sin | Op::Cos => give(false, g * p()),
+        Op::Tan => give(false, g * (one + y * y)),
+        Op::Asin => {
+            let x = x();
+            give(false, g / (one - x * x).sqrt())
+        }
+        Op::Acos => {
+            let x = x();
+            give(false, -g / (one - x * x).sqrt())
+        }
+        Op::Atan => {
+            let x = x();
+            give(false, g / (one + x * x))
+        }
+        Op::Sinh => give(false, g * x().cosh()),
+        Op::Cosh => give(false, g * x().sinh()),
+        Op::Tanh => give(false, g * (one - y * y)),
+        Op::Asinh => {
+            let x = x();
+            give(false, g / (x * x + one).sqrt())
+        }
+        Op::Acosh => {
+            let x = x();
+            give(false, g / (x * x - one).sqrt())
+        }
+        Op::Atanh => {
+            let x = x();
+            give(false, g / (one - x * x))
+        }
+        Op::ExpM1 => give(false, g * (y + one)),
+        Op::Ln1p => give(false, g / (one + x())),
+        Op::Cbrt => give(false, g / (S::constant(3.0) * y * y)),
+        Op::Recip => give(false, -g * y * y),
+        Op::Logistic => give(false, g * y * (one - y)),
+        Op::Abs => {
+            let x = x();
+            let s = if x > S::zero() {
+                one
+            } else if x < S::zero() {
+                -one
+            } else {
+                S::zero()
+            };
+            give(false, g * s)
+        }
+        Op::Powi => {
+            let n = b as i32;
+            let d = if n == 0 {
+                S::zero()
+            } else {
+                S::constant(n as f64) * x().powi(n - 1)
+            };
+            give(false, g * d)
+        }
+        Op::Powf => {
+            let (x, p) = (x(), p());
+            let dx = if p == S::zero() {
+                S::zero()
+            } else {
+                p * x.powf(p - one)
+            };
+            give(false, g * dx);
+            if b & CONST_BIT == 0 {
+                let dp = if y == S::zero() {
+                    S::zero()
+                } else {
+                    y * x.ln()
+                };
+                give(true, g * dp);
+            }
+        }
+        Op::Atan2 => {
+            let (yy, xx) = (x(), p());
+            let r2 = xx * xx + yy * yy;
+            if r2 != S::zero() {
+                give(false, g * xx / r2);
+                give(true, -g * yy / r2);
+            }
+        }
+        Op::Hypot => {
+            if y != S::zero() {
+                give(false, g * x() / y);
+                give(true, g * p() / y);
+            }
+        }
+        Op::Max => {
+            if x() >= p() {
+                give(false, g)
+            } else {
+                give(true, g)
+            }
+        }
+        Op::Min => {
+            if x() <= p() {
+                give(false, g)
+            } else {
+                give(true, g)
+            }
+        }
+        Op::Fract => give(false, g),
+        Op::Floor | Op::Ceil | Op::Round | Op::Trunc | Op::Signum | Op::StopGradient => {}
+        Op::Input | Op::SpecialOutput | Op::Special => unreachable!(),
     }
 }
 
@@ -638,6 +661,7 @@ pub(crate) fn sin_cos_node<S: Real>(op: Op, x: S) -> (S, S) {
 
 /// Recomputes one scalar op's value from its operands, and the derivative a `Sin` or `Cos`
 /// node keeps in `consts`, which changes with `x` too.
+#[inline(always)]
 pub(crate) fn eval_op<S: Real>(op: Op, x: S, p: S, b: u32, consts: &mut [S]) -> S {
     match op {
         Op::Add => x + p,
