@@ -392,6 +392,47 @@ pub(crate) fn first_order<B: Backend>(b: &B, profile: &Profile, r: &mut Runner<'
                 .max(rel(&elements(&j), flat))
                 .max(rel(&elements(&j2), flat)))
         });
+        r.run(format!("vector-vector/{f:?}/jacobian_batch"), tol, || {
+            // 20 sets (more than one chunk of an engine that replays sets together), each at its
+            // own point and with its own constant scale c: the Jacobian is c J(x).
+            let sets: Vec<(Vec<f64>, f64)> = (0..20)
+                .map(|k| {
+                    let t = k as f64;
+                    let x = X4.iter().map(|v| v + 0.05 * t).collect();
+                    (x, 1.0 + 0.25 * t)
+                })
+                .collect();
+            let scaled = |(x, c): (Vec<_>, _)| {
+                let y: Vec<_> = f.eval(&x).into_iter().map(|v| v * c).collect();
+                y
+            };
+            let mut worst = 0.0_f64;
+            let mut seen = 0;
+            b.jacobian_batch(
+                scaled,
+                sets.iter().map(|(x, c)| (Active(x), Const(*c))),
+                |k, y, j| {
+                    let (x, c) = &sets[k];
+                    let want_y: Vec<f64> = f.eval(x).iter().map(|v| v * c).collect();
+                    let want_j = f.jacobian(x) * *c;
+                    worst = worst
+                        .max(rel(&y, &want_y))
+                        .max(rel(&elements(&j.to_owned()), want_j.as_slice().unwrap()));
+                    seen += 1;
+                },
+            )
+            .map_err(err)?;
+            if seen != sets.len() {
+                return Err(format!("{seen} of {} sets reached the sink", sets.len()));
+            }
+            let other = [X4.to_vec(), vec![0.0; 5]];
+            expect_shape_error(b.jacobian_batch(
+                scaled,
+                other.iter().map(|x| (Active(x), Const(1.0))),
+                |_, _, _| {},
+            ))?;
+            Ok(worst)
+        });
         r.run(format!("vector-vector/{f:?}/pullback"), tol, || {
             let (y, pb) = b.pullback(func, Active(&x)).map_err(err)?;
             let mut worst = rel(&y, &y0);

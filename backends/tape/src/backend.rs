@@ -6,7 +6,9 @@ use difi_core::{Args, Backend, Embed, Error, Identity, Output, Pullback, Real, R
 
 use crate::tape::{self, begin, sweep, sweep_cone, RecordingGuard, TapeData, MAX_NODES, NO_INDEX};
 use crate::var::Var;
-use ndarray::Array2;
+use ndarray::{Array2, ArrayView2};
+
+use crate::batch;
 
 /// Reverse mode on a per-thread Wengert list of compact records.
 ///
@@ -98,6 +100,19 @@ impl<S: Real> TapePullback<S> {
     /// Sizes of the recording.
     pub fn stats(&self) -> RecordingStats {
         stats_of(&self.data)
+    }
+
+    pub(crate) fn data(&self) -> &TapeData<S> {
+        &self.data
+    }
+
+    pub(crate) fn num_inputs(&self) -> usize {
+        self.num_inputs
+    }
+
+    /// The node of each output, `NO_INDEX` for a constant one.
+    pub(crate) fn outputs(&self) -> &[u32] {
+        &self.outputs
     }
 
     pub(crate) fn apply_seed(&self, seed: &[S]) -> Result<Vec<S>> {
@@ -199,6 +214,58 @@ pub(crate) fn record_flat<S: Real>(
     let values = outs.iter().map(|v| v.value).collect();
     // A segment's recomputation is not what `last_recording` reports.
     Ok((values, finish(guard, epoch, &outs, xs.len(), false)?))
+}
+
+/// Appends the scalars of `args`, active and constant, in the order `lift` visits them, to `all`;
+/// and the position of each active one to `active`.
+pub(crate) fn all_scalars<A: Args>(
+    args: &A,
+    all: &mut Vec<A::Scalar>,
+    active: Option<&mut Vec<u32>>,
+) {
+    let lists = std::cell::RefCell::new((all, active));
+    let _ = args.lift(
+        &mut |x: A::Scalar| {
+            let (all, active) = &mut *lists.borrow_mut();
+            if let Some(active) = active {
+                active.push(all.len() as u32);
+            }
+            all.push(x);
+            x
+        },
+        &mut |x: A::Scalar| {
+            lists.borrow_mut().0.push(x);
+            x
+        },
+    );
+}
+
+/// Records `f` with every scalar of `args` as an input, `Const` ones too, so the recording
+/// replays for other constants; returns the traced output, the recording and the input node of
+/// each active scalar (in order).
+pub(crate) fn record_with_constants_as_inputs<S, A, Y, F>(
+    tape: &Tape,
+    f: &F,
+    args: &A,
+) -> Result<(Y, TapePullback<S>, Vec<u32>)>
+where
+    S: Real,
+    A: Args<Scalar = S>,
+    Y: Output<Var<S>>,
+    F: Fn(A::Traced<Var<S>>) -> Y,
+{
+    let (mut all, mut active) = (Vec::new(), Vec::new());
+    all_scalars(args, &mut all, Some(&mut active));
+    let epoch = begin::<S>(tape.max_nodes)?;
+    let guard = RecordingGuard::<S>::new();
+    let vars = std::cell::RefCell::new(input_nodes(&all, epoch));
+    let next = |_: S| vars.borrow_mut().next().expect("one input node per scalar");
+    let traced = args.lift(&mut &next, &mut &next);
+    let y = f(traced);
+    let mut outs = Vec::new();
+    y.visit_output(&mut |v| outs.push(v));
+    let pullback = finish(guard, epoch, &outs, all.len(), false)?;
+    Ok((y, pullback, active))
 }
 
 /// What a prepared gradient keeps: the recording it replays for new inputs.
@@ -333,6 +400,24 @@ impl Backend for Tape {
         }
         tape::give_back_adjoint(adj);
         Ok((value, jac))
+    }
+
+    /// One recording with the `Const` arguments as inputs too, replayed for up to 16 sets at
+    /// once, each node's arithmetic looped over the sets.
+    fn jacobian_batch_at<S, A, Y, F, I>(
+        &self,
+        f: &F,
+        batch: I,
+        sink: &mut dyn FnMut(usize, Y::Of<S>, ArrayView2<'_, S>),
+    ) -> Result<()>
+    where
+        S: Real,
+        A: Args<Scalar = S>,
+        Y: Output<Var<S>>,
+        F: Fn(A::Traced<Var<S>>) -> Y,
+        I: Iterator<Item = A>,
+    {
+        batch::jacobian_batch(self, f, batch, sink)
     }
 
     fn prepare_gradient_state<S, A, F>(&self, f: &F, args: &A) -> Result<Replay<S>>

@@ -41,6 +41,7 @@
 //!   larger part of the cost beyond the primal.
 
 mod backend;
+mod batch;
 mod special;
 mod tape;
 mod var;

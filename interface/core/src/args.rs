@@ -28,6 +28,25 @@ pub struct ArgSignature {
     pub shape: Shape,
 }
 
+/// The signature of a batch's first argument set, which every later set must match
+/// ([`Backend::jacobian_batch`](crate::Backend::jacobian_batch)).
+#[derive(Clone, Debug, Default)]
+pub struct BatchSignature(Option<Signature>);
+
+impl BatchSignature {
+    /// Remembers the first set's signature; for a later set, the error naming the first argument
+    /// that differs from it.
+    pub fn check<A: Args>(&mut self, args: &A) -> Result<()> {
+        match &self.0 {
+            Some(first) => first.check_args("jacobian_batch", args),
+            None => {
+                self.0 = Some(args.signature());
+                Ok(())
+            }
+        }
+    }
+}
+
 /// Activities and shapes of an argument list; prepared operators compare it at every call.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Signature(pub Vec<ArgSignature>);
@@ -40,6 +59,16 @@ impl Signature {
             .filter(|a| a.active)
             .map(|a| a.shape.len())
             .sum()
+    }
+
+    /// `Ok` if `args` have this signature (checked without building theirs); else the error
+    /// naming the first differing argument.
+    pub fn check_args<A: Args>(&self, operator: &'static str, args: &A) -> Result<()> {
+        if args.matches(self) {
+            Ok(())
+        } else {
+            self.check(operator, &args.signature())
+        }
     }
 
     /// `Ok` if `given` matches; else the error naming the first differing argument.
@@ -81,6 +110,8 @@ pub trait Annotated {
 
     /// The value's shape.
     fn shape(&self) -> Shape;
+    /// Whether this argument has `signature`'s activity and shape.
+    fn matches(&self, signature: &ArgSignature) -> bool;
     /// Visits the value's scalars if active, nothing if constant.
     fn visit_active<F: FnMut(Self::Scalar) + ?Sized>(&self, f: &mut F);
     /// The traced form: active scalars through `active`, constant ones through `constant`.
@@ -121,6 +152,9 @@ impl<X: Differentiable> Annotated for Active<X> {
 
     fn shape(&self) -> Shape {
         self.0.shape()
+    }
+    fn matches(&self, signature: &ArgSignature) -> bool {
+        signature.active && self.0.has_shape(&signature.shape)
     }
     fn visit_active<F: FnMut(Self::Scalar) + ?Sized>(&self, f: &mut F) {
         self.0.visit(f)
@@ -175,6 +209,9 @@ impl<X: Differentiable> Annotated for Const<X> {
     fn shape(&self) -> Shape {
         self.0.shape()
     }
+    fn matches(&self, signature: &ArgSignature) -> bool {
+        !signature.active && self.0.has_shape(&signature.shape)
+    }
     fn visit_active<F: FnMut(Self::Scalar) + ?Sized>(&self, _f: &mut F) {}
     fn lift<
         T: Real,
@@ -228,6 +265,8 @@ pub trait Args {
 
     /// Activities and shapes.
     fn signature(&self) -> Signature;
+    /// Whether these arguments have `signature`, without building one.
+    fn matches(&self, signature: &Signature) -> bool;
     /// Visits the active scalars in order (the order of flat gradients and Jacobian columns).
     fn visit_active<F: FnMut(Self::Scalar) + ?Sized>(&self, f: &mut F);
     /// The traced arguments: active scalars through `active` (in visit order), constant ones
@@ -321,6 +360,9 @@ macro_rules! single_args {
                     shape: Annotated::shape(self),
                 }])
             }
+            fn matches(&self, signature: &Signature) -> bool {
+                matches!(&signature.0[..], [only] if Annotated::matches(self, only))
+            }
             fn visit_active<F: FnMut(Self::Scalar) + ?Sized>(&self, f: &mut F) {
                 Annotated::visit_active(self, f)
             }
@@ -395,6 +437,13 @@ macro_rules! tuple_args {
                     ArgSignature { active: $first::ACTIVE, shape: $first.shape() },
                     $(ArgSignature { active: $rest::ACTIVE, shape: $rest.shape() },)*
                 ])
+            }
+            fn matches(&self, signature: &Signature) -> bool {
+                let ($first, $($rest,)*) = self;
+                let mut each = signature.0.iter();
+                each.next().is_some_and(|s| $first.matches(s))
+                    $(&& each.next().is_some_and(|s| $rest.matches(s)))*
+                    && each.next().is_none()
             }
             fn visit_active<F: FnMut(Self::Scalar) + ?Sized>(&self, f: &mut F) {
                 let ($first, $($rest,)*) = self;
@@ -494,5 +543,53 @@ impl<S: Real> Embed<S, S> for Identity {
     }
     fn constant(&mut self, x: S) -> S {
         x
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::Array2;
+
+    /// `matches` must answer what comparing signatures answers, for every kind of value.
+    fn agree<A: Args, B: Args>(a: &A, b: &B) {
+        let want = a.signature() == b.signature();
+        assert_eq!(
+            a.matches(&b.signature()),
+            want,
+            "{:?} vs {:?}",
+            a.signature(),
+            b.signature()
+        );
+    }
+
+    #[test]
+    fn matches_agrees_with_comparing_signatures() {
+        let (v2, v3) = (vec![1.0, 2.0], vec![1.0, 2.0, 3.0]);
+        let (m23, m32) = (Array2::<f64>::zeros((2, 3)), Array2::<f64>::zeros((3, 2)));
+        agree(&Active(&v2), &Active(&v2));
+        agree(&Active(&v2), &Active(&v3));
+        agree(&Active(&v2), &Const(&v2));
+        agree(&Const(&v2), &Const(&v2));
+        agree(&Active(&v2[..]), &Active(&v2));
+        agree(&Active([1.0, 2.0]), &Active(&v2));
+        agree(&Active(&[1.0, 2.0, 3.0]), &Active(&v2));
+        agree(&Active(&m23), &Active(&m32));
+        agree(&Active(&m23), &Active(&m23.view()));
+        agree(&Active(1.0), &Active(&[1.0]));
+        agree(&Active(1.0), &Const(1.0));
+        agree(&(Active(&v2), Const(1.0)), &(Active(&v2), Const(2.0)));
+        agree(&(Active(&v2), Const(1.0)), &(Active(&v3), Const(1.0)));
+        agree(&(Active(&v2), Const(1.0)), &(Active(&v2), Active(1.0)));
+        agree(
+            &(Active(&v2), Const(1.0)),
+            &(Active(&v2), Const(1.0), Const(1.0)),
+        );
+        agree(
+            &(Active(&v2), Const(1.0), Const(1.0)),
+            &(Active(&v2), Const(1.0)),
+        );
+        agree(&Active(&v2), &(Active(&v2), Const(1.0)));
+        agree(&(Active(&v2),), &Active(&v2));
     }
 }

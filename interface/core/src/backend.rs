@@ -7,9 +7,9 @@
 
 use std::fmt::Debug;
 
-use ndarray::Array2;
+use ndarray::{Array2, ArrayView2};
 
-use crate::args::{Args, Embed, Identity};
+use crate::args::{Args, BatchSignature, Embed, Identity};
 use crate::error::{Error, Result};
 use crate::prepared::{op, GradientPrep, Prepared};
 use crate::value::{flatten, Differentiable, Output, Shape};
@@ -147,6 +147,30 @@ pub trait Backend: Clone + Debug + Send + Sync + 'static {
             seed[i] = S::zero();
         }
         Ok((value, jac))
+    }
+
+    /// [`Backend::jacobian_batch`] over base scalar `S`. Default: [`Backend::jacobian_at`] per
+    /// set.
+    fn jacobian_batch_at<S, A, Y, F, I>(
+        &self,
+        f: &F,
+        batch: I,
+        sink: &mut dyn FnMut(usize, Y::Of<S>, ArrayView2<'_, S>),
+    ) -> Result<()>
+    where
+        S: Real,
+        A: Args<Scalar = S>,
+        Y: Output<Self::Tracer<S>>,
+        F: Fn(A::Traced<Self::Tracer<S>>) -> Y,
+        I: Iterator<Item = A>,
+    {
+        let mut signature = BatchSignature::default();
+        for (k, args) in batch.enumerate() {
+            signature.check(&args)?;
+            let (value, jac) = self.jacobian_at(f, &args)?;
+            sink(k, value, jac.view());
+        }
+        Ok(())
     }
 
     /// Starts a prepared gradient (engine state, e.g. a recorded tape). Default: nothing kept.
@@ -333,6 +357,46 @@ pub trait Backend: Clone + Debug + Send + Sync + 'static {
         F: Fn(A::Traced<Self::Tracer<A::Scalar>>) -> Y,
     {
         self.jacobian_at(&f, &args)
+    }
+
+    /// Value and Jacobian of one function at each argument set of `batch`, handed to
+    /// `sink(k, value, jacobian)` for the `k`-th set, in order: what `jax.vmap(jax.jacrev(f))`
+    /// computes, for many small independent problems (one block per observation in bundle
+    /// adjustment, one per sample in a per-example gradient).
+    ///
+    /// Every set must have the first one's activities and shapes; another returns
+    /// [`Error::PreparedShapeMismatch`] (the sets before it have been handed to `sink`).
+    /// `Const` arguments may differ from set to set. As with [`Backend::prepare_gradient`], an
+    /// engine that replays a recording (the tape, which replays one recording for many sets at
+    /// once) does not run `f` for every set, so data that changes between sets must be an
+    /// argument, not a value `f` captures.
+    ///
+    /// ```
+    /// use difi_core::{Active, Backend, Const, FiniteDifferences, Real};
+    ///
+    /// // Residuals w (x - t) for targets t that differ from set to set.
+    /// let f = |(x, t): ([f64; 2], [f64; 2])| [x[0] * (x[1] - t[0]), x[0] * (x[1] - t[1])];
+    /// let sets = [([2.0, 5.0], [1.0, 4.0]), ([3.0, 1.0], [0.0, 0.0])];
+    /// let mut rows = Vec::new();
+    /// FiniteDifferences::default().jacobian_batch(
+    ///     f,
+    ///     sets.iter().map(|(x, t)| (Active(x), Const(t))),
+    ///     |k, value, jac| rows.push((k, value, jac.row(0).to_vec())),
+    /// )?;
+    /// assert_eq!((rows[1].0, rows[1].1), (1, [3.0, 3.0]));
+    /// // d/dx of x0 (x1 - t0) at the first set: [x1 - t0, x0] = [4, 2].
+    /// assert!((rows[0].2[0] - 4.0).abs() < 1e-6 && (rows[0].2[1] - 2.0).abs() < 1e-6);
+    /// # Ok::<(), difi_core::Error>(())
+    /// ```
+    fn jacobian_batch<A, Y, F, I, G>(&self, f: F, batch: I, mut sink: G) -> Result<()>
+    where
+        A: Args,
+        Y: Output<Self::Tracer<A::Scalar>>,
+        F: Fn(A::Traced<Self::Tracer<A::Scalar>>) -> Y,
+        I: IntoIterator<Item = A>,
+        G: FnMut(usize, Y::Of<A::Scalar>, ArrayView2<'_, A::Scalar>),
+    {
+        self.jacobian_batch_at(&f, batch.into_iter(), &mut sink)
     }
 
     // ---------------- prepared forms ----------------

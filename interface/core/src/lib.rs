@@ -37,7 +37,8 @@ mod thread_state;
 mod value;
 
 pub use args::{
-    Active, Annotated, ArgSignature, Args, Const, Embed, Identity, NoTangent, Signature,
+    Active, Annotated, ArgSignature, Args, BatchSignature, Const, Embed, Identity, NoTangent,
+    Signature,
 };
 pub use backend::{Backend, Pullback, PullbackFn, SecondOrder};
 pub use dual::Dual;

@@ -68,7 +68,7 @@ impl<B: Backend, S: Real> GradientPrep<B, S> {
         A: Args<Scalar = S>,
         F: Fn(A::Traced<B::Tracer<S>>) -> B::Tracer<S>,
     {
-        self.signature.check("gradient", &args.signature())?;
+        self.signature.check_args("gradient", &args)?;
         let (y, g) = self
             .backend
             .gradient_with_state(&mut self.state, &f, &args)?;
@@ -132,7 +132,7 @@ impl<B: Backend> Prepared<B, op::Pullback> {
         Y: Output<B::Tracer<A::Scalar>>,
         F: Fn(A::Traced<B::Tracer<A::Scalar>>) -> Y,
     {
-        self.signature.check("pullback", &args.signature())?;
+        self.signature.check_args("pullback", &args)?;
         self.backend.pullback(f, args)
     }
 }
@@ -150,7 +150,7 @@ impl<B: Backend> Prepared<B, op::Pushforward> {
         Y: Output<B::Tracer<A::Scalar>>,
         F: Fn(A::Traced<B::Tracer<A::Scalar>>) -> Y,
     {
-        self.signature.check("pushforward", &args.signature())?;
+        self.signature.check_args("pushforward", &args)?;
         self.backend.pushforward(f, args, tangents)
     }
 
@@ -166,7 +166,7 @@ impl<B: Backend> Prepared<B, op::Pushforward> {
         Y: Output<B::Tracer<A::Scalar>>,
         F: Fn(A::Traced<B::Tracer<A::Scalar>>) -> Y,
     {
-        self.signature.check("pushforward", &args.signature())?;
+        self.signature.check_args("pushforward", &args)?;
         self.backend.value_and_pushforward(f, args, tangents)
     }
 }
@@ -179,7 +179,7 @@ impl<B: Backend> Prepared<B, op::Derivative> {
         Y: Output<B::Tracer<A::Scalar>>,
         F: Fn(A::Traced<B::Tracer<A::Scalar>>) -> Y,
     {
-        self.signature.check("derivative", &args.signature())?;
+        self.signature.check_args("derivative", &args)?;
         self.backend.derivative(f, args)
     }
 
@@ -194,7 +194,7 @@ impl<B: Backend> Prepared<B, op::Derivative> {
         Y: Output<B::Tracer<A::Scalar>>,
         F: Fn(A::Traced<B::Tracer<A::Scalar>>) -> Y,
     {
-        self.signature.check("derivative", &args.signature())?;
+        self.signature.check_args("derivative", &args)?;
         self.backend.value_and_derivative(f, args)
     }
 }
@@ -207,7 +207,7 @@ impl<B: Backend> Prepared<B, op::Jacobian> {
         Y: Output<B::Tracer<A::Scalar>>,
         F: Fn(A::Traced<B::Tracer<A::Scalar>>) -> Y,
     {
-        self.signature.check("jacobian", &args.signature())?;
+        self.signature.check_args("jacobian", &args)?;
         self.backend.jacobian(f, args)
     }
 
@@ -222,7 +222,7 @@ impl<B: Backend> Prepared<B, op::Jacobian> {
         Y: Output<B::Tracer<A::Scalar>>,
         F: Fn(A::Traced<B::Tracer<A::Scalar>>) -> Y,
     {
-        self.signature.check("jacobian", &args.signature())?;
+        self.signature.check_args("jacobian", &args)?;
         self.backend.value_and_jacobian(f, args)
     }
 }
@@ -234,7 +234,7 @@ impl<B: SecondOrder> Prepared<B, op::Hvp> {
         A: Args,
         F: Fn(A::Traced<B::HvpTracer<A::Scalar>>) -> B::HvpTracer<A::Scalar>,
     {
-        self.signature.check("hvp", &args.signature())?;
+        self.signature.check_args("hvp", &args)?;
         self.backend.hvp(f, args, direction)
     }
 
@@ -249,7 +249,7 @@ impl<B: SecondOrder> Prepared<B, op::Hvp> {
         A: Args,
         F: Fn(A::Traced<B::HvpTracer<A::Scalar>>) -> B::HvpTracer<A::Scalar>,
     {
-        self.signature.check("hvp", &args.signature())?;
+        self.signature.check_args("hvp", &args)?;
         self.backend.gradient_and_hvp(f, args, direction)
     }
 }
@@ -261,7 +261,7 @@ impl<B: SecondOrder> Prepared<B, op::Hessian> {
         A: Args,
         F: Fn(A::Traced<B::HessianTracer<A::Scalar>>) -> B::HessianTracer<A::Scalar>,
     {
-        self.signature.check("hessian", &args.signature())?;
+        self.signature.check_args("hessian", &args)?;
         self.backend.hessian(f, args)
     }
 
@@ -275,7 +275,7 @@ impl<B: SecondOrder> Prepared<B, op::Hessian> {
         A: Args,
         F: Fn(A::Traced<B::HessianTracer<A::Scalar>>) -> B::HessianTracer<A::Scalar>,
     {
-        self.signature.check("hessian", &args.signature())?;
+        self.signature.check_args("hessian", &args)?;
         self.backend.value_gradient_and_hessian(f, args)
     }
 }
@@ -287,8 +287,7 @@ impl<B: SecondOrder> Prepared<B, op::SecondDerivative> {
         A: Args,
         F: Fn(A::Traced<B::HvpTracer<A::Scalar>>) -> B::HvpTracer<A::Scalar>,
     {
-        self.signature
-            .check("second_derivative", &args.signature())?;
+        self.signature.check_args("second_derivative", &args)?;
         self.backend.second_derivative(f, args)
     }
 
@@ -302,8 +301,7 @@ impl<B: SecondOrder> Prepared<B, op::SecondDerivative> {
         A: Args,
         F: Fn(A::Traced<B::HvpTracer<A::Scalar>>) -> B::HvpTracer<A::Scalar>,
     {
-        self.signature
-            .check("second_derivative", &args.signature())?;
+        self.signature.check_args("second_derivative", &args)?;
         self.backend.value_derivative_and_second_derivative(f, args)
     }
 }

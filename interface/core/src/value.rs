@@ -102,6 +102,12 @@ pub trait Differentiable {
     /// The shape of this value.
     fn shape(&self) -> Shape;
 
+    /// Whether this value has `shape`: [`Differentiable::shape`] compared, which containers
+    /// answer without building a `Shape` (prepared operators ask at every call).
+    fn has_shape(&self, shape: &Shape) -> bool {
+        self.shape() == *shape
+    }
+
     /// Visits every scalar in a fixed order (the order of flat gradients and Jacobian columns).
     fn visit<F: FnMut(Self::Scalar) + ?Sized>(&self, f: &mut F);
 
@@ -183,6 +189,9 @@ impl<S: Real> Differentiable for S {
     fn shape(&self) -> Shape {
         Shape::Scalar
     }
+    fn has_shape(&self, shape: &Shape) -> bool {
+        *shape == Shape::Scalar
+    }
     fn visit<F: FnMut(S) + ?Sized>(&self, f: &mut F) {
         f(*self)
     }
@@ -220,6 +229,9 @@ macro_rules! flat_differentiable {
             fn shape(&self) -> Shape {
                 Shape::Array(vec![self.len()])
             }
+            fn has_shape(&self, shape: &Shape) -> bool {
+                matches!(shape, Shape::Array(d) if d[..] == [self.len()])
+            }
             fn visit<F: FnMut(S) + ?Sized>(&self, f: &mut F) {
                 self.iter().for_each(|&x| f(x))
             }
@@ -250,6 +262,9 @@ impl<S: Real, const N: usize> Differentiable for [S; N] {
 
     fn shape(&self) -> Shape {
         Shape::Array(vec![N])
+    }
+    fn has_shape(&self, shape: &Shape) -> bool {
+        matches!(shape, Shape::Array(d) if d[..] == [N])
     }
     fn visit<F: FnMut(S) + ?Sized>(&self, f: &mut F) {
         self.iter().for_each(|&x| f(x))
@@ -290,6 +305,9 @@ impl<S: Real, Dt: Data<Elem = S>, D: Dimension> Differentiable for ArrayBase<Dt,
     fn shape(&self) -> Shape {
         Shape::Array(self.shape().to_vec())
     }
+    fn has_shape(&self, shape: &Shape) -> bool {
+        matches!(shape, Shape::Array(d) if d[..] == *self.shape())
+    }
     fn visit<F: FnMut(S) + ?Sized>(&self, f: &mut F) {
         self.iter().for_each(|&x| f(x))
     }
@@ -323,6 +341,9 @@ macro_rules! reference_differentiable {
             fn shape(&self) -> Shape {
                 Differentiable::shape(&**self)
             }
+            fn has_shape(&self, shape: &Shape) -> bool {
+                Differentiable::has_shape(&**self, shape)
+            }
             fn visit<F: FnMut(S) + ?Sized>(&self, f: &mut F) {
                 Differentiable::visit(&**self, f)
             }
@@ -354,6 +375,9 @@ impl<S: Real, const N: usize> Differentiable for &[S; N] {
     fn shape(&self) -> Shape {
         Differentiable::shape(&**self)
     }
+    fn has_shape(&self, shape: &Shape) -> bool {
+        Differentiable::has_shape(&**self, shape)
+    }
     fn visit<F: FnMut(S) + ?Sized>(&self, f: &mut F) {
         Differentiable::visit(&**self, f)
     }
@@ -381,6 +405,9 @@ impl<S: Real, Dt: Data<Elem = S>, D: Dimension> Differentiable for &ArrayBase<Dt
 
     fn shape(&self) -> Shape {
         Differentiable::shape(*self)
+    }
+    fn has_shape(&self, shape: &Shape) -> bool {
+        Differentiable::has_shape(*self, shape)
     }
     fn visit<F: FnMut(S) + ?Sized>(&self, f: &mut F) {
         Differentiable::visit(*self, f)
