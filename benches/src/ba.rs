@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use difi_core::{Active, Backend, Real};
+use difi_core::{Active, Backend, Const, Real};
 
 /// Parameters per camera: `[r(3), C(3), f, u0, v0, k1, k2]`.
 pub const CAM_PARAMS: usize = 11;
@@ -202,12 +202,9 @@ pub fn ba_project<T: Real>(cam: &[T], x: &[T]) -> [T; 2] {
 }
 
 /// One observation's reprojection residual `w (proj(cam, x) − feat)` (2 values).
-pub fn ba_reprojection<T: Real>(cam: &[T], x: &[T], w: T, feat: &[f64]) -> [T; 2] {
+pub fn ba_reprojection<T: Real>(cam: &[T], x: &[T], w: T, feat: &[T]) -> [T; 2] {
     let proj = ba_project(cam, x);
-    [
-        w * (proj[0] - T::constant(feat[0])),
-        w * (proj[1] - T::constant(feat[1])),
-    ]
+    [w * (proj[0] - feat[0]), w * (proj[1] - feat[1])]
 }
 
 /// One weight residual `1 − w²`.
@@ -284,9 +281,9 @@ impl BaJacobian {
 
 /// The sparse Jacobian of the ba residuals on `backend`.
 ///
-/// Each observation's 2 × 15 block (camera, point, weight) comes from one Jacobian call on the
-/// 15 local inputs, prepared once and reused; the blocks are computed separately even though
-/// ADBench's inputs repeat one camera and point. For observation `i` with camera `c` and point
+/// Each observation's 2 × 15 block (camera, point, weight) is the Jacobian at one argument set
+/// of [`Backend::jacobian_batch`] (the 15 local inputs, the feature constant); the blocks are
+/// computed separately even though ADBench's inputs repeat one camera and point. For observation `i` with camera `c` and point
 /// `q`, rows `2i` and `2i + 1` hold columns `11c..11c + 11`, `11n + 3q..11n + 3q + 3` and
 /// `11n + 3m + i`, in that order; row `2p + i` holds column `11n + 3m + i` with value `−2 w_i`
 /// (analytic, as ADBench does).
@@ -348,39 +345,42 @@ fn fill_jacobian<B: Backend>(
     cols.reserve(nnz);
     vals.reserve(nnz);
     rows.push(0);
-    let mut local = [0.0_f64; BLOCK_COLS];
-    let prepared = backend.prepare_jacobian(Active(&local));
-    for i in 0..p {
-        let (c, q) = input.obs[i];
+    // Each observation is one argument set: its 15 local inputs, and its feature as a constant
+    // (an argument, so an engine that replays one recording for all sets sees it change).
+    let sets = (0..p).map(|i| {
         let (cam, x, w, feat) = input.observation(i);
+        let mut local = [0.0_f64; BLOCK_COLS];
         local[..CAM_PARAMS].copy_from_slice(cam);
         local[CAM_PARAMS..CAM_PARAMS + 3].copy_from_slice(x);
         local[BLOCK_COLS - 1] = w;
-        let feat = [feat[0], feat[1]];
-        let block = prepared.jacobian(
-            |v: [B::Tracer<f64>; BLOCK_COLS]| {
-                ba_reprojection(
-                    &v[..CAM_PARAMS],
-                    &v[CAM_PARAMS..CAM_PARAMS + 3],
-                    v[BLOCK_COLS - 1],
-                    &feat,
-                )
-            },
-            Active(&local),
-        )?;
-        // A block row's columns are the camera's, the point's and the weight's, in the order of
-        // the local inputs: the row is copied whole.
-        for row in block.rows() {
-            rows.push(rows[rows.len() - 1] + BLOCK_COLS);
-            cols.extend(CAM_PARAMS * c..CAM_PARAMS * (c + 1));
-            cols.extend(point_offset + 3 * q..point_offset + 3 * (q + 1));
-            cols.push(weight_offset + i);
-            match row.as_slice() {
-                Some(row) => vals.extend_from_slice(row),
-                None => vals.extend(row.iter()),
+        (Active(local), Const([feat[0], feat[1]]))
+    });
+    backend.jacobian_batch(
+        |(v, feat): ([B::Tracer<f64>; BLOCK_COLS], [B::Tracer<f64>; 2])| {
+            ba_reprojection(
+                &v[..CAM_PARAMS],
+                &v[CAM_PARAMS..CAM_PARAMS + 3],
+                v[BLOCK_COLS - 1],
+                &feat,
+            )
+        },
+        sets,
+        |i, _, block| {
+            let (c, q) = input.obs[i];
+            // A block row's columns are the camera's, the point's and the weight's, in the order
+            // of the local inputs: the row is copied whole.
+            for row in block.rows() {
+                rows.push(rows[rows.len() - 1] + BLOCK_COLS);
+                cols.extend(CAM_PARAMS * c..CAM_PARAMS * (c + 1));
+                cols.extend(point_offset + 3 * q..point_offset + 3 * (q + 1));
+                cols.push(weight_offset + i);
+                match row.as_slice() {
+                    Some(row) => vals.extend_from_slice(row),
+                    None => vals.extend(row.iter()),
+                }
             }
-        }
-    }
+        },
+    )?;
     for i in 0..p {
         rows.push(rows[rows.len() - 1] + 1);
         cols.push(weight_offset + i);
@@ -552,7 +552,7 @@ mod tests {
         // r = 0, C = 0: Xc = X = (1, 2, 4), p = (1/4, 1/2), |p|² = 5/16.
         let (f, u0, v0, k1, k2) = (2.0, 0.5, -1.0, 0.125, 0.0625);
         let cam = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, f, u0, v0, k1, k2];
-        let (x, w, feat) = ([1.0, 2.0, 4.0], 0.5, [1.0, 0.0]);
+        let (x, w, feat) = ([1.0, 2.0, 4.0], 0.5, [1.0_f64, 0.0]);
         let l = 1.0 + k1 * 0.3125 + k2 * 0.3125 * 0.3125;
         let want = [
             w * (0.25 * l * f + u0 - feat[0]),
