@@ -377,6 +377,27 @@ pub(crate) fn first_order<B: Backend>(b: &B, profile: &Profile, r: &mut Runner<'
         },
     );
 
+    // A value with an infinite derivative (sqrt at 0) that an output does not use must add
+    // nothing to that output's derivatives: not 0 · ∞ = NaN.
+    r.run("vector-vector/singular-off-path".into(), tol, || {
+        let jac = b
+            .jacobian(
+                |x: Vec<_>| vec![difi_core::Float::sqrt(x[0]), x[1] * Real::constant(2.0)],
+                Active(&vec![0.0, 1.0]),
+            )
+            .map_err(err)?;
+        let g = b
+            .gradient(
+                |x: Vec<_>| {
+                    let _unused = difi_core::Float::sqrt(x[0]);
+                    x[0] * Real::constant(2.0)
+                },
+                Active(&vec![0.0]),
+            )
+            .map_err(err)?;
+        Ok(rel(&[jac[[1, 0]], jac[[1, 1]], g[0]], &[0.0, 2.0, 2.0]))
+    });
+
     // ---- vector → vector ----
     for f in VectorVectorFn::ALL {
         let x = X4.to_vec();

@@ -65,6 +65,7 @@ macro_rules! with_scenarios {
             "vector/SumMapViews/gradient",
             "vector/SumMapViews/gradient/prepared",
             "vector/LoopBranch/gradient/prepared-branch-change",
+            "vector-vector/singular-off-path",
             "vector-vector/Elementwise/jacobian",
             "vector-vector/Elementwise/jacobian_batch",
             "vector-vector/Elementwise/pullback",

@@ -217,7 +217,8 @@ pub(crate) fn pull_back<S: Real>(graph: &Graph<S>, adj: &mut [S]) -> Result<()> 
             continue;
         }
         let needed = [operands[0] != NO_ID, operands[1] != NO_ID];
-        if needed == [false, false] {
+        // Off every seeded output's path: nothing to add, even where a partial is infinite.
+        if needed == [false, false] || adj[i].is_exact_zero() {
             continue;
         }
         let cts = pullback(captured, adj[i], needed);

@@ -317,6 +317,11 @@ impl<S: Real> Real for Tracked<S> {
         self.value.innermost()
     }
 
+    #[inline]
+    fn is_exact_zero(self) -> bool {
+        !self.is_active() && self.value.is_exact_zero()
+    }
+
     fn sum_all(xs: ArrayView1<'_, Self>) -> Self {
         arrays::sum(xs)
     }

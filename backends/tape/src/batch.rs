@@ -181,7 +181,7 @@ impl<S: Real> Lanes<S> {
             let Node { op, a, b } = data.nodes[i];
             let (below, rest) = self.adjoints.split_at_mut((i + 1) * LANES);
             let g: &[S; LANES] = rest[..LANES].try_into().expect("LANES adjoints");
-            if g.iter().all(|&g| g == S::zero()) {
+            if g.iter().all(|&g| g.is_exact_zero()) {
                 continue;
             }
             let values = &self.values[..];

@@ -419,6 +419,10 @@ fn sweep_node<S: Real>(data: &TapeData<S>, adj: &mut [S], i: usize) {
     let (values, consts) = (&data.values[..], &data.consts[..]);
     let v = |r: u32| operand_value(values, consts, r);
     let Node { op, a, b } = data.nodes[i];
+    // A node off every seeded output's path adds nothing, even where a partial is infinite.
+    if adj[i].is_exact_zero() {
+        return;
+    }
     // For `Sin` and `Cos`, `b` refers to the recorded derivative: `p()` reads it.
     pull_op(
         op,

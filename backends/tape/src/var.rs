@@ -265,6 +265,11 @@ impl<S: Real> Real for Var<S> {
         self.value.innermost()
     }
 
+    #[inline]
+    fn is_exact_zero(self) -> bool {
+        !self.is_active() && self.value.is_exact_zero()
+    }
+
     fn sum_all(xs: ArrayView1<'_, Self>) -> Self {
         special::sum(xs)
     }

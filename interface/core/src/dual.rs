@@ -339,6 +339,11 @@ impl<T: Real, const N: usize> Real for Dual<T, N> {
         self.re.innermost()
     }
 
+    #[inline]
+    fn is_exact_zero(self) -> bool {
+        self.re.is_exact_zero() && self.eps.iter().all(|e| e.is_exact_zero())
+    }
+
     fn logistic(self) -> Self {
         let y = self.re.logistic();
         self.chain(y, y * (T::one() - y))

@@ -65,6 +65,14 @@ pub trait Real:
     /// prepared gradient) records anew any function that read an active tracer's value.
     fn innermost(self) -> f64;
 
+    /// True when this value is zero and carries no derivative at any level: a reverse sweep
+    /// skips a node whose adjoint is such a zero, so a partial derivative that is infinite
+    /// there (`sqrt` at 0) adds nothing instead of `0 · ∞ = NaN` (CppAD's "absolute zero").
+    /// Default `false`, which only gives up the skip; engines' tracers say more.
+    fn is_exact_zero(self) -> bool {
+        false
+    }
+
     /// [`Real::NEST_LEVEL`] as a function.
     fn nest_level() -> usize {
         Self::NEST_LEVEL
@@ -207,6 +215,11 @@ impl Real for f64 {
         self
     }
 
+    #[inline]
+    fn is_exact_zero(self) -> bool {
+        self == 0.0
+    }
+
     fn dot(a: ArrayView1<'_, Self>, b: ArrayView1<'_, Self>) -> Self {
         a.dot(&b)
     }
@@ -231,6 +244,11 @@ impl Real for f32 {
     #[inline]
     fn innermost(self) -> f64 {
         self as f64
+    }
+
+    #[inline]
+    fn is_exact_zero(self) -> bool {
+        self == 0.0
     }
 }
 
