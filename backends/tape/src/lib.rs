@@ -10,6 +10,9 @@
 //! * Sum, dot, matrix products, custom rules, hooks and checkpoints are one record each.
 //! * A prepared gradient replays its recording for new inputs; comparisons made while
 //!   recording are guards, and a replay whose guards fail records anew.
+//! * [`difi_core::Backend::jacobian_batch`] records once, with the `Const` arguments as inputs
+//!   too, and replays 16 argument sets at a time, values and adjoints stored set by set beside
+//!   each other so each node's arithmetic is one loop over the sets.
 //! * A tracer used outside its computation is an error ([`difi_core::Error::TracerMisuse`]),
 //!   or a panic with that message where an arithmetic operator cannot return one.
 //!
@@ -32,6 +35,9 @@
 //!   node with one output slot per element (a record and a value each).
 //! * Each active input and gradient entry costs about 1.5 ns (lift and extraction), and each
 //!   call has a fixed cost of about 150 ns.
+//! * In `jacobian_batch` the dispatch on a node's kind is paid once per 16 sets: ba's 2 × 15
+//!   block (64 scalar ops) takes about 200 ns a set, 9 times its primal, against 780 ns for
+//!   one Jacobian per block.
 //! * `Const` arguments record nothing and get no adjoints, but their scalars still become
 //!   16-byte tracers.
 //! * `sin` and `cos` compute their derivative when recorded (one `sin_cos`), so the sweep calls
