@@ -4,11 +4,10 @@ use std::cell::Cell;
 
 use difi_core::{Args, Backend, Embed, Error, Identity, Output, Pullback, Real, Result, Shape};
 
+use crate::batch;
 use crate::tape::{self, begin, sweep, sweep_cone, RecordingGuard, TapeData, MAX_NODES, NO_INDEX};
 use crate::var::Var;
 use ndarray::{Array2, ArrayView2};
-
-use crate::batch;
 
 /// Reverse mode on a per-thread Wengert list of compact records.
 ///
