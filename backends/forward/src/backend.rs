@@ -3,7 +3,7 @@
 use std::cell::RefCell;
 
 use difi_core::{Args, Backend, DensePullback, Embed, Identity, Output, Real, Result, SecondOrder};
-use ndarray::Array2;
+use ndarray::{Array2, ArrayView2};
 
 use difi_core::Dual;
 
@@ -305,6 +305,22 @@ impl<R: Backend, const N: usize> Backend for ForwardOverReverse<R, N> {
         F: Fn(A::Traced<R::Tracer<S>>) -> Y,
     {
         self.reverse.jacobian_at(f, args)
+    }
+
+    fn jacobian_batch_at<S, A, Y, F, I>(
+        &self,
+        f: &F,
+        batch: I,
+        sink: &mut dyn FnMut(usize, Y::Of<S>, ArrayView2<'_, S>),
+    ) -> Result<()>
+    where
+        S: Real,
+        A: Args<Scalar = S>,
+        Y: Output<R::Tracer<S>>,
+        F: Fn(A::Traced<R::Tracer<S>>) -> Y,
+        I: Iterator<Item = A>,
+    {
+        self.reverse.jacobian_batch_at(f, batch, sink)
     }
 
     fn prepare_gradient_state<S, A, F>(&self, f: &F, args: &A) -> Result<R::GradientState<S>>

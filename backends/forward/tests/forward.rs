@@ -415,3 +415,24 @@ fn forward_over_reverse_through_a_rule_is_exact() {
         .unwrap();
     assert_eq!(h.as_slice().unwrap(), &[12.0, 0.0, 0.0, 48.0]);
 }
+
+#[test]
+fn forward_over_reverse_batches_jacobians_on_its_reverse_engine() {
+    // The tape replays one recording for the whole batch: `f` runs once, not once per set.
+    let calls = std::cell::Cell::new(0);
+    let f = |(x, c): ([difi_tape::Var<f64>; 2], difi_tape::Var<f64>)| {
+        calls.set(calls.get() + 1);
+        [x[0] * x[1] * c]
+    };
+    let sets: Vec<([f64; 2], f64)> = (0..20).map(|k| ([k as f64, 2.0], 0.5)).collect();
+    let mut got = Vec::new();
+    ForwardOverReverse::<Tape>::default()
+        .jacobian_batch(
+            f,
+            sets.iter().map(|(x, c)| (Active(x), Const(*c))),
+            |_, _, jac| got.push([jac[[0, 0]], jac[[0, 1]]]),
+        )
+        .unwrap();
+    let want: Vec<[f64; 2]> = sets.iter().map(|(x, c)| [x[1] * c, x[0] * c]).collect();
+    assert_eq!((got, calls.get()), (want, 1));
+}
