@@ -12,7 +12,9 @@
 //!   recording are guards, and a replay whose guards fail records anew.
 //! * [`difi_core::Backend::jacobian_batch`] records once, with the `Const` arguments as inputs
 //!   too, and replays 16 argument sets at a time, values and adjoints stored set by set beside
-//!   each other so each node's arithmetic is one loop over the sets.
+//!   each other so each node's arithmetic is one loop over the sets. The price of replaying for
+//!   other constants: the sweeps carry adjoints to the `Const` scalars as well, and drop them
+//!   (ba's two feature coordinates per set; a large `Const` array would cost its share).
 //! * A tracer used outside its computation is an error ([`difi_core::Error::TracerMisuse`]),
 //!   or a panic with that message where an arithmetic operator cannot return one.
 //!
