@@ -54,7 +54,7 @@ impl<S: Real, Y: Output<Var<S>>> Recording<S, Y> {
     {
         let (output, pb, columns) = record_with_constants_as_inputs(tape, f, args)?;
         let mut output_values = Vec::new();
-        output.visit_output(&mut |v: Var<S>| output_values.push(v.value()));
+        output.visit_output(&mut |v: Var<S>| output_values.push(v.value));
         Ok(Recording {
             pb,
             output,

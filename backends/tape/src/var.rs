@@ -32,10 +32,22 @@ impl<S: Real> Var<S> {
         }
     }
 
-    /// The value at this tracer's base scalar.
+    /// The value at this tracer's base scalar. As with [`Real::innermost`], reading an active
+    /// tracer's value while recording marks the recording as never replayed: a branch on it
+    /// makes no guard.
     #[inline]
     pub fn value(&self) -> S {
+        self.mark_unguarded_read();
         self.value
+    }
+
+    /// Notes that the running recording read this active tracer's value outside a comparison.
+    #[inline]
+    fn mark_unguarded_read(&self) {
+        if self.is_active() {
+            let epoch = self.epoch;
+            with_tape::<S, _>(|t| t.unguarded_read |= t.recording && t.epoch == epoch);
+        }
     }
 
     /// True when this tracer depends on an active input of the running recording.
@@ -258,10 +270,7 @@ impl<S: Real> Real for Var<S> {
     /// as never replayed: a branch on it makes no guard.
     #[inline]
     fn innermost(self) -> f64 {
-        if self.is_active() {
-            let epoch = self.epoch;
-            with_tape::<S, _>(|t| t.unguarded_read |= t.recording && t.epoch == epoch);
-        }
+        self.mark_unguarded_read();
         self.value.innermost()
     }
 

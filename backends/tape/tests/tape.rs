@@ -524,6 +524,17 @@ fn prepared_gradient_rerecords_after_a_branch_on_plain_values() {
     assert_eq!(prep.gradient(f, Active(&vec![-1.0])).unwrap(), vec![-1.0]);
     assert_eq!(prep.gradient(f, Active(&vec![3.0])).unwrap(), vec![6.0]);
     assert_eq!((prep.state().replays(), prep.state().rerecords()), (0, 2));
+    // `Var::value` is such a read too.
+    let f = |x: Vec<Var<f64>>| {
+        if x[0].value() > 0.0 {
+            x[0] * x[0]
+        } else {
+            -x[0]
+        }
+    };
+    let mut prep = Tape::new().prepare_gradient(f, Active(&vec![1.0])).unwrap();
+    assert_eq!(prep.gradient(f, Active(&vec![-1.0])).unwrap(), vec![-1.0]);
+    assert_eq!(prep.state().replays(), 0);
     // Reading a constant's value is no such branch: replayed.
     let g = |(x, c): (Vec<Var<f64>>, Var<f64>)| x[0] * Var::constant(c.innermost());
     let mut prep = Tape::new()
