@@ -189,3 +189,24 @@ fn nested_tapes_batch_too() {
         assert_eq!((value, d), (3.0 * x * x * c, 6.0 * x * c));
     }
 }
+
+#[test]
+fn an_outer_tape_differentiates_through_a_batch() {
+    // d/dp Σ_k ∂/∂x₀ [x₀ x₁ p] at x_k = (k, 2 + k) = Σ_k (2 + k): the batch runs on tracers of an
+    // outer tape, its constant p one of them.
+    let sets: Vec<[f64; 2]> = (0..20).map(|k| [k as f64, 2.0 + k as f64]).collect();
+    let total = |p: Var<f64>| {
+        let mut s = Var::constant(0.0);
+        Tape::new()
+            .jacobian_batch(
+                |(x, c): ([Var<Var<f64>>; 2], Var<Var<f64>>)| [x[0] * x[1] * c],
+                sets.iter()
+                    .map(|x| (Active(x.map(Var::constant)), Const(p))),
+                |_, _, jac| s += jac[[0, 0]],
+            )
+            .unwrap();
+        s
+    };
+    let d = Tape::new().derivative(total, Active(3.0)).unwrap();
+    assert_eq!(d, sets.iter().map(|x| x[1]).sum::<f64>());
+}
