@@ -111,7 +111,9 @@ pub trait Annotated {
     /// The value's shape.
     fn shape(&self) -> Shape;
     /// Whether this argument has `signature`'s activity and shape.
-    fn matches(&self, signature: &ArgSignature) -> bool;
+    fn matches(&self, signature: &ArgSignature) -> bool {
+        signature.active == Self::ACTIVE && self.shape() == signature.shape
+    }
     /// Visits the value's scalars if active, nothing if constant.
     fn visit_active<F: FnMut(Self::Scalar) + ?Sized>(&self, f: &mut F);
     /// The traced form: active scalars through `active`, constant ones through `constant`.
@@ -265,8 +267,11 @@ pub trait Args {
 
     /// Activities and shapes.
     fn signature(&self) -> Signature;
-    /// Whether these arguments have `signature`, without building one.
-    fn matches(&self, signature: &Signature) -> bool;
+    /// Whether these arguments have `signature` (the provided tuples and annotations answer
+    /// without building one).
+    fn matches(&self, signature: &Signature) -> bool {
+        self.signature() == *signature
+    }
     /// Visits the active scalars in order (the order of flat gradients and Jacobian columns).
     fn visit_active<F: FnMut(Self::Scalar) + ?Sized>(&self, f: &mut F);
     /// The traced arguments: active scalars through `active` (in visit order), constant ones

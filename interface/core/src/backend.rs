@@ -372,9 +372,9 @@ pub trait Backend: Clone + Debug + Send + Sync + 'static {
     /// argument, not a value `f` captures.
     ///
     /// ```
-    /// use difi_core::{Active, Backend, Const, FiniteDifferences, Real};
+    /// use difi_core::{Active, Backend, Const, FiniteDifferences};
     ///
-    /// // Residuals w (x - t) for targets t that differ from set to set.
+    /// // Residuals x0 (x1 - t) for targets t that differ from set to set.
     /// let f = |(x, t): ([f64; 2], [f64; 2])| [x[0] * (x[1] - t[0]), x[0] * (x[1] - t[1])];
     /// let sets = [([2.0, 5.0], [1.0, 4.0]), ([3.0, 1.0], [0.0, 0.0])];
     /// let mut rows = Vec::new();
