@@ -34,7 +34,10 @@
 //! Array work is cheapest through the array-level primitives, each one node with an array-level
 //! pullback on the reverse engines: [`sum`], [`Real::dot`], [`Real::matvec`], [`Real::matmul`],
 //! custom rules ([`apply`]), and for elementwise expressions [`sum_map`] and [`map`], which
-//! differentiate an [`Elementwise`] function element by element on [`Dual`] numbers.
+//! differentiate an [`Elementwise`] function element by element on [`Dual`] numbers. Many small
+//! Jacobians of one function (one per observation or sample) belong in one
+//! [`Backend::jacobian_batch`] call, which the tape answers from one recording replayed for 16
+//! argument sets at a time.
 
 pub use difi_core::*;
 /// `#[derive(Differentiable)]` for structs generic over their scalar.
