@@ -14,7 +14,7 @@ use crate::var::Var;
 
 /// Sets per chunk. 16 lanes of `f64` keep a block of about a hundred nodes (values, adjoints
 /// and the recorded derivatives of `sin` and `cos`) in the first-level cache.
-pub(crate) const LANES: usize = 16;
+const LANES: usize = 16;
 
 /// Runs `$body` with `$o` bound to `$op`. Each listed op gets its own arm in which `$o` is a
 /// constant, so a loop over lanes in `$body` compiles to that op's arithmetic alone; the other
@@ -348,7 +348,8 @@ where
                 buf.load(&chunk[if l < chunk.len() { l } else { 0 }], l);
             }
             buf.forward(data, num_inputs);
-            let holds: Vec<bool> = (0..chunk.len()).map(|l| buf.guards_hold(data, l)).collect();
+            let holds: [bool; LANES] =
+                std::array::from_fn(|l| l < chunk.len() && buf.guards_hold(data, l));
             let size = rows * columns;
             for (r, &o) in outputs.iter().enumerate() {
                 if o == NO_INDEX {
@@ -387,6 +388,7 @@ where
                 }
                 done += 1;
             }
+            let holds = &holds[..chunk.len()];
             let failed = holds.iter().filter(|&&h| !h).count();
             if 2 * failed > chunk.len() {
                 let first = holds.iter().position(|&h| !h).expect("a failed lane");
