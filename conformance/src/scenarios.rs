@@ -8,7 +8,7 @@ use difi_core::{
     FiniteDifferences, Hook, NoTangent, Real, Rule, SecondOrder, Segment,
 };
 use difi_fft::{conv, FftConv};
-use ndarray::{arr1, arr2, Array1, Array2, Array3};
+use ndarray::{arr1, arr2, Array1, Array2, Array3, ArrayView1};
 
 use crate::functions::{matrix_map, matrix_map_jacobian, ScalarFn, VectorFn, VectorVectorFn};
 use crate::{Outcome, Profile, Status};
@@ -147,6 +147,16 @@ fn expect_shape_error<T>(r: difi_core::Result<T>) -> Check {
             "expected PreparedShapeMismatch for argument 1, got: {e}"
         )),
         Ok(_) => Err("a prepared call with another shape succeeded".into()),
+    }
+}
+
+/// `√a + c`, singular at a = 0 in `a` only.
+#[derive(Clone, Copy, Debug)]
+struct SqrtPlus;
+
+impl Elementwise<2> for SqrtPlus {
+    fn eval<T: Real>(&self, [a, c]: [T; 2]) -> T {
+        difi_core::Float::sqrt(a) + c
     }
 }
 
@@ -396,6 +406,43 @@ pub(crate) fn first_order<B: Backend>(b: &B, profile: &Profile, r: &mut Runner<'
             )
             .map_err(err)?;
         Ok(rel(&[jac[[1, 0]], jac[[1, 1]], g[0]], &[0.0, 2.0, 2.0]))
+    });
+    // The same singularity on a path the output does use: the partials with respect to the
+    // other inputs stay finite (∂/∂x₁ (√x₀ + x₁) = 1 at x₀ = 0), in plain code and inside a
+    // sum_map, whose pullback runs forward mode element by element.
+    r.run("vector-vector/singular-other-input".into(), tol, || {
+        let jac = b
+            .jacobian(
+                |x: Vec<_>| vec![difi_core::Float::sqrt(x[0]) + x[1]],
+                Active(&vec![0.0, 1.0]),
+            )
+            .map_err(err)?;
+        let (a, c) = (vec![0.0, 4.0], vec![1.0, 2.0]);
+        let (NoTangent, dc) = b
+            .gradient(
+                |(a, c): (Vec<_>, Vec<_>)| {
+                    sum_map(
+                        &SqrtPlus,
+                        [ArrayView1::from(&a[..]), ArrayView1::from(&c[..])],
+                    )
+                },
+                (Const(&a), Active(&c)),
+            )
+            .map_err(err)?;
+        let (_, dc_both) = b
+            .gradient(
+                |(a, c): (Vec<_>, Vec<_>)| {
+                    sum_map(
+                        &SqrtPlus,
+                        [ArrayView1::from(&a[..]), ArrayView1::from(&c[..])],
+                    )
+                },
+                (Active(&a), Active(&c)),
+            )
+            .map_err(err)?;
+        Ok(rel(&[jac[[0, 1]]], &[1.0])
+            .max(rel(&dc, &[1.0, 1.0]))
+            .max(rel(&dc_both, &[1.0, 1.0])))
     });
 
     // ---- vector → vector ----

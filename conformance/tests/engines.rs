@@ -66,6 +66,7 @@ macro_rules! with_scenarios {
             "vector/SumMapViews/gradient/prepared",
             "vector/LoopBranch/gradient/prepared-branch-change",
             "vector-vector/singular-off-path",
+            "vector-vector/singular-other-input",
             "vector-vector/Elementwise/jacobian",
             "vector-vector/Elementwise/jacobian_batch",
             "vector-vector/Elementwise/pullback",

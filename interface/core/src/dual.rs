@@ -49,13 +49,17 @@ impl<T: Real, const N: usize> Dual<T, N> {
         Dual { re, eps }
     }
 
-    /// `f(re)` with tangents scaled by `f'(re)`.
+    /// `f(re)` with tangents scaled by `f'(re)`. Where `f'` is infinite (`√x` at 0), a lane with
+    /// no tangent stays zero: `0 · ∞ = NaN` would put NaN in the partials with respect to
+    /// every other input (CppAD's "absolute zero" multiplication).
     #[inline]
     fn chain(self, value: T, derivative: T) -> Self {
-        Dual {
-            re: value,
-            eps: self.eps.map(|e| e * derivative),
-        }
+        let eps = if derivative.is_finite() {
+            self.eps.map(|e| e * derivative)
+        } else {
+            self.eps.map(|e| times_unless_zero(e, derivative))
+        };
+        Dual { re: value, eps }
     }
 
     /// True when some tangent lane is non-zero.
@@ -118,10 +122,20 @@ impl<T: Real, const N: usize> Div for Dual<T, N> {
     fn div(self, r: Self) -> Self {
         let inv = T::one() / r.re;
         let q = self.re * inv;
-        Dual {
-            re: q,
-            eps: std::array::from_fn(|k| (self.eps[k] - q * r.eps[k]) * inv),
-        }
+        let lane = |k: usize| (self.eps[k] - q * r.eps[k]) * inv;
+        // At r = 0 only lanes with a tangent get one, as in `chain`.
+        let eps = if inv.is_finite() {
+            std::array::from_fn(lane)
+        } else {
+            std::array::from_fn(|k| {
+                if self.eps[k].is_exact_zero() && r.eps[k].is_exact_zero() {
+                    T::zero()
+                } else {
+                    lane(k)
+                }
+            })
+        };
+        Dual { re: q, eps }
     }
 }
 
@@ -133,6 +147,16 @@ impl<T: Real, const N: usize> Neg for Dual<T, N> {
             re: -self.re,
             eps: self.eps.map(|e| -e),
         }
+    }
+}
+
+/// `e · d`, but zero when `e` is an exact zero (whatever `d` is).
+#[inline]
+fn times_unless_zero<T: Real>(e: T, d: T) -> T {
+    if e.is_exact_zero() {
+        T::zero()
+    } else {
+        e * d
     }
 }
 
