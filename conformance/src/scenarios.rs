@@ -1549,6 +1549,18 @@ pub(crate) fn second_order<B: SecondOrder>(b: &B, profile: &Profile, r: &mut Run
             other => Err(format!("want SeedShape, got {other:?}")),
         }
     });
+    // x^p at p = 0: the first-order shortcut "p = 0, so d/dx is 0" holds for the value only; the
+    // mixed second derivative ∂²/∂x∂p = x^(p-1) (1 + p ln x) is 1/x there.
+    r.run("vector/powf-at-zero-exponent/hessian".into(), tol, || {
+        let h = b
+            .hessian(
+                |v: Vec<_>| difi_core::Float::powf(v[0], v[1]),
+                Active(&vec![2.0, 0.0]),
+            )
+            .map_err(err)?;
+        let ln2 = 2f64.ln();
+        Ok(rel(&elements(&h), &[0.0, 0.5, 0.5, ln2 * ln2]))
+    });
     r.run("mixed/active-const-active/hessian".into(), tol, || {
         let f = |(a, c, bb): (Vec<_>, _, Vec<_>)| mixed(&a, c, &bb);
         let h = b

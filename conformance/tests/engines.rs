@@ -171,6 +171,7 @@ macro_rules! with_scenarios {
             "vector/SumMapViews/hvp",
             "vector/SumMapViews/second-order/prepared",
             "error/hvp/direction-length",
+            "vector/powf-at-zero-exponent/hessian",
             "mixed/active-const-active/hessian",
         }
     };

@@ -255,12 +255,14 @@ impl<S: Real> Float for Tracked<S> {
     fn powf(self, p: Self) -> Self {
         let (x, e) = (self.value, p.value);
         let y = x.powf(e);
-        let dx = if e == S::zero() {
+        // The shortcuts are for exact zeros only: a zero value that carries a derivative (one
+        // level down) must go through the formula.
+        let dx = if e.is_exact_zero() {
             S::zero()
         } else {
             e * x.powf(e - S::one())
         };
-        let dp = if y == S::zero() || !p.is_active() {
+        let dp = if y.is_exact_zero() || !p.is_active() {
             S::zero()
         } else {
             y * x.ln()

@@ -436,3 +436,24 @@ fn forward_over_reverse_batches_jacobians_on_its_reverse_engine() {
     let want: Vec<[f64; 2]> = sets.iter().map(|(x, c)| [x[1] * c, x[0] * c]).collect();
     assert_eq!((got, calls.get()), (want, 1));
 }
+
+#[test]
+fn forward_inside_a_tape_keeps_a_tangent_whose_value_is_zero() {
+    // g(p) = d/dt (t (p − 3) + 1)^2.5 at t = 0 = 2.5 (p − 3), so g'(3) = 2.5. At p = 3 the inner
+    // tangent t (p − 3) has value 0 but depends on p: it is not an exact zero.
+    let g = |p: difi_tape::Var<f64>| {
+        Forward::<1>
+            .derivative(
+                |t: Dual<difi_tape::Var<f64>, 1>| {
+                    let p = Dual::constant_of(p);
+                    (t * (p - Dual::constant_of(difi_tape::Var::constant(3.0)))
+                        + Dual::constant_of(difi_tape::Var::constant(1.0)))
+                    .powf(Dual::constant_of(difi_tape::Var::constant(2.5)))
+                },
+                Active(difi_tape::Var::constant(0.0)),
+            )
+            .unwrap()
+    };
+    let d = Tape::new().derivative(g, Active(3.0)).unwrap();
+    assert!((d - 2.5).abs() < 1e-12, "{d}");
+}

@@ -533,14 +533,16 @@ pub(crate) fn pull_op<S: Real>(
         }
         Op::Powf => {
             let (x, p) = (x(), p());
-            let dx = if p == S::zero() {
+            // Shortcuts for exact zeros only: a zero value that carries a derivative one level
+            // down (forward-over-reverse, nesting) must go through the formula.
+            let dx = if p.is_exact_zero() {
                 S::zero()
             } else {
                 p * x.powf(p - one)
             };
             give(false, g * dx);
             if b & CONST_BIT == 0 {
-                let dp = if y == S::zero() {
+                let dp = if y.is_exact_zero() {
                     S::zero()
                 } else {
                     y * x.ln()

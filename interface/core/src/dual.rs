@@ -64,7 +64,7 @@ impl<T: Real, const N: usize> Dual<T, N> {
 
     /// True when some tangent lane is non-zero.
     pub fn has_tangent(&self) -> bool {
-        self.eps.iter().any(|e| *e != T::zero())
+        self.eps.iter().any(|e| !e.is_exact_zero())
     }
 }
 
@@ -203,12 +203,14 @@ impl<T: Real, const N: usize> Float for Dual<T, N> {
     /// (y = 0, or x^y = 0), so `0^y` and `x^0` have finite derivatives.
     fn powf(self, y: Self) -> Self {
         let z = self.re.powf(y.re);
-        let dx = if y.re == T::zero() {
+        // Shortcuts for exact zeros only (a zero that carries a derivative one level down goes
+        // through the formula).
+        let dx = if y.re.is_exact_zero() {
             T::zero()
         } else {
             y.re * self.re.powf(y.re - T::one())
         };
-        let dy = if z == T::zero() || !y.has_tangent() {
+        let dy = if z.is_exact_zero() || !y.has_tangent() {
             T::zero()
         } else {
             z * self.re.ln()
@@ -217,10 +219,10 @@ impl<T: Real, const N: usize> Float for Dual<T, N> {
             re: z,
             eps: std::array::from_fn(|k| {
                 let mut e = T::zero();
-                if self.eps[k] != T::zero() {
+                if !self.eps[k].is_exact_zero() {
                     e += dx * self.eps[k];
                 }
-                if y.eps[k] != T::zero() {
+                if !y.eps[k].is_exact_zero() {
                     e += dy * y.eps[k];
                 }
                 e
