@@ -107,7 +107,10 @@ fn elementwise<S: Real, F: Elementwise<N>, const N: usize>(
             for (ids, partials) in ids.iter().zip(&partials) {
                 for (e, (&i, &d)) in ids.iter().zip(partials).enumerate() {
                     let ct = if summed { out[0] } else { out[e] };
-                    add(adj, i, ct * d);
+                    // An element no output uses adds nothing, even where `d` is infinite.
+                    if !ct.is_exact_zero() {
+                        add(adj, i, ct * d);
+                    }
                 }
             }
             Ok(())

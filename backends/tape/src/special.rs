@@ -352,22 +352,33 @@ impl<S: Real, F: Elementwise<N>, const N: usize> ElementwiseNode<S, F, N> {
         self.operands.each_ref().map(|o| o.values(v, c))
     }
 
-    /// The operands' cotangents at element `i`, `g` arriving there.
+    /// The operands' cotangents at element `i`, `g` arriving there. With `SKIP_ZERO` (a map,
+    /// whose elements each have their own cotangent), an element no output uses adds nothing,
+    /// even where a partial is infinite; a sum's one cotangent is checked once instead.
     #[inline(always)]
-    fn element_cotangents(
+    fn element_cotangents<const SKIP_ZERO: bool>(
         &self,
         values: &[Cow<'_, [S]>; N],
         needed: [bool; N],
         i: usize,
         g: S,
     ) -> [S; N] {
+        if SKIP_ZERO && g.is_exact_zero() {
+            return [S::zero(); N];
+        }
         let x = values.each_ref().map(|x| x[i]);
         let (_, gradient) = self.f.value_and_gradient(x, needed);
         gradient.map(|d| d * g)
     }
 
     /// Adds to `adj` the operands' cotangents, `cotangent(i)` arriving at element `i`.
-    fn pull_back(&self, v: &[S], c: &[S], adj: &mut [S], cotangent: impl Fn(usize) -> S) {
+    fn pull_back<const SKIP_ZERO: bool>(
+        &self,
+        v: &[S],
+        c: &[S],
+        adj: &mut [S],
+        cotangent: impl Fn(usize) -> S,
+    ) {
         let values = self.values(v, c);
         let needed = self.operands.each_ref().map(Operand::is_active);
         // Each element's cotangents go straight to the adjoints. Plain loops: compiled as one
@@ -386,7 +397,7 @@ impl<S: Real, F: Elementwise<N>, const N: usize> ElementwiseNode<S, F, N> {
         if strided.iter().all(Option::is_some) {
             let strided = strided.map(Option::flatten);
             for i in 0..self.len {
-                let ct = self.element_cotangents(&values, needed, i, cotangent(i));
+                let ct = self.element_cotangents::<SKIP_ZERO>(&values, needed, i, cotangent(i));
                 for (k, ct) in ct.into_iter().enumerate() {
                     if let Some((start, stride)) = strided[k] {
                         adj[start + i * stride] += ct;
@@ -403,7 +414,7 @@ impl<S: Real, F: Elementwise<N>, const N: usize> ElementwiseNode<S, F, N> {
             Operand::Active(Refs::List(list)) => AdjointTarget::List(list),
         });
         for i in 0..self.len {
-            let ct = self.element_cotangents(&values, needed, i, cotangent(i));
+            let ct = self.element_cotangents::<SKIP_ZERO>(&values, needed, i, cotangent(i));
             for (k, ct) in ct.into_iter().enumerate() {
                 match targets[k] {
                     AdjointTarget::None => {}
@@ -440,8 +451,10 @@ impl<S: Real, F: Elementwise<N>, const N: usize> Special<S> for ElementwiseNode<
     fn pullback(&self, v: &[S], c: &[S], out: &[S], adj: &mut [S]) -> Result<()> {
         // One loop per form, so the summed one reads its single cotangent without a branch.
         match self.summed {
-            true => self.pull_back(v, c, adj, |_| out[0]),
-            false => self.pull_back(v, c, adj, |i| out[i]),
+            // A sum no output uses adds nothing, even where a partial is infinite.
+            true if out[0].is_exact_zero() => {}
+            true => self.pull_back::<false>(v, c, adj, |_| out[0]),
+            false => self.pull_back::<true>(v, c, adj, |i| out[i]),
         }
         Ok(())
     }
