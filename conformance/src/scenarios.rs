@@ -430,28 +430,14 @@ pub(crate) fn first_order<B: Backend>(b: &B, profile: &Profile, r: &mut Runner<'
             )
             .map_err(err)?;
         let (a, c) = (vec![0.0, 4.0], vec![1.0, 2.0]);
-        let (NoTangent, dc) = b
-            .gradient(
-                |(a, c): (Vec<_>, Vec<_>)| {
-                    sum_map(
-                        &SqrtPlus,
-                        [ArrayView1::from(&a[..]), ArrayView1::from(&c[..])],
-                    )
-                },
-                (Const(&a), Active(&c)),
+        let f = |(a, c): (Vec<_>, Vec<_>)| {
+            sum_map(
+                &SqrtPlus,
+                [ArrayView1::from(&a[..]), ArrayView1::from(&c[..])],
             )
-            .map_err(err)?;
-        let (_, dc_both) = b
-            .gradient(
-                |(a, c): (Vec<_>, Vec<_>)| {
-                    sum_map(
-                        &SqrtPlus,
-                        [ArrayView1::from(&a[..]), ArrayView1::from(&c[..])],
-                    )
-                },
-                (Active(&a), Active(&c)),
-            )
-            .map_err(err)?;
+        };
+        let (NoTangent, dc) = b.gradient(f, (Const(&a), Active(&c))).map_err(err)?;
+        let (_, dc_both) = b.gradient(f, (Active(&a), Active(&c))).map_err(err)?;
         Ok(rel(&[jac[[0, 1]]], &[1.0])
             .max(rel(&dc, &[1.0, 1.0]))
             .max(rel(&dc_both, &[1.0, 1.0])))
