@@ -8,6 +8,7 @@ pub mod gradbench;
 #[cfg(feature = "heavy-peers")]
 pub mod heavy_peers;
 pub mod lstm;
+pub mod memory;
 pub mod mt19937;
 pub mod peers;
 pub mod workloads;

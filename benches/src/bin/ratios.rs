@@ -7,6 +7,10 @@
 //!
 //! Names after the options keep only the workloads they begin (`ratios -- --quick llsq gmm`).
 //!
+//! The process keeps the memory it frees for reuse
+//! ([`difi_benches::memory::keep_freed_memory`]), so what a timed call pays does not depend on
+//! whether the allocator handed it fresh pages; `--fresh-memory` keeps glibc's defaults.
+//!
 //! Prints `ratio WORKLOAD ENGINE OPERATOR VALUE` lines, and `peer WORKLOAD PEER VALUE` lines:
 //! difi's tape gradient time over the peer's gradient time on the same workload (below 1: difi
 //! is faster), both measured in this run (peers in [`difi_benches::peers`]). Without `--quick`
@@ -100,6 +104,25 @@ fn draws(r: &mut Mt19937, n: usize) -> Vec<f64> {
 }
 
 fn main() {
+    const OPTIONS: [&str; 2] = ["--quick", "--fresh-memory"];
+    if let Some(o) = std::env::args()
+        .skip(1)
+        .find(|a| a.starts_with("--") && !OPTIONS.contains(&a.as_str()))
+    {
+        eprintln!(
+            "ratios: unknown option `{o}`; the options are {}",
+            OPTIONS.join(", ")
+        );
+        std::process::exit(2);
+    }
+    // First, before any thread exists (see `keep_freed_memory`).
+    if std::env::args().any(|a| a == "--fresh-memory") {
+        eprintln!("ratios: the allocator's defaults (freed memory may go back to the system)");
+    } else if difi_benches::memory::keep_freed_memory() {
+        eprintln!("ratios: freed memory is kept for reuse (--fresh-memory: allocator defaults)");
+    } else {
+        eprintln!("ratios: this allocator's defaults (it cannot be told to keep freed memory)");
+    }
     #[cfg(feature = "heavy-peers")]
     difi_benches::heavy_peers::single_threaded();
     let quick = std::env::args().any(|a| a == "--quick");
