@@ -1,7 +1,7 @@
 //! The closure engine beside the tape engine on the same workloads, in one group each, so the
 //! closure / tape ratio is read off one run.
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{criterion_group, Criterion};
 use difi_benches::basic::{rosenbrock, Chain};
 use difi_closure::Closure;
 use difi_core::{Active, ArrayD, Backend, Const};
@@ -104,4 +104,4 @@ fn conv_group(c: &mut Criterion) {
 }
 
 criterion_group!(benches, rosenbrock_group, chain_group, conv_group);
-criterion_main!(benches);
+difi_benches::criterion_main_keeping_freed_memory!(benches);

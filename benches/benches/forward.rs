@@ -1,7 +1,7 @@
 //! Forward mode and forward-over-reverse: HVP beside the gradient on Rosenbrock (n = 1000), and
 //! a dense Hessian (n = 100) beside num-dual's second-order dual numbers on the same function.
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{criterion_group, Criterion};
 use difi_benches::basic::rosenbrock;
 use difi_core::{Active, Backend, SecondOrder};
 use difi_forward::ForwardOverReverse;
@@ -62,4 +62,4 @@ fn hessian_group(c: &mut Criterion) {
 }
 
 criterion_group!(benches, hvp_group, hessian_group);
-criterion_main!(benches);
+difi_benches::criterion_main_keeping_freed_memory!(benches);

@@ -10,7 +10,7 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{criterion_group, Criterion};
 #[cfg(feature = "heavy-peers")]
 use difi_benches::basic::rosenbrock_sum_map;
 use difi_benches::basic::{rosenbrock, Chain};
@@ -104,4 +104,4 @@ fn chain_peers(c: &mut Criterion) {
 }
 
 criterion_group!(benches, rosenbrock_peers, chain_peers);
-criterion_main!(benches);
+difi_benches::criterion_main_keeping_freed_memory!(benches);

@@ -2,7 +2,7 @@
 //! ad_trait chain workload, each beside its primal in one group; reverse Jacobians at m = 10
 //! and m = 50 outputs (n = 50) to show the cost per row does not grow with the rows done.
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use criterion::{criterion_group, BenchmarkId, Criterion};
 use difi_benches::basic::{rosenbrock, rosenbrock_sum_map, Chain};
 use difi_core::{Active, Backend};
 use difi_tape::Tape;
@@ -64,4 +64,4 @@ fn jacobian_group(c: &mut Criterion) {
 }
 
 criterion_group!(benches, rosenbrock_group, chain_group, jacobian_group);
-criterion_main!(benches);
+difi_benches::criterion_main_keeping_freed_memory!(benches);

@@ -36,7 +36,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use criterion::measurement::WallTime;
-use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, SamplingMode};
+use criterion::{criterion_group, BenchmarkGroup, Criterion, SamplingMode};
 use difi_benches::ba::{ba_jacobian_into, ba_objective_into, BaInput, BaJacobian};
 use difi_benches::gmm::{gmm_gradient, gmm_objective, GmmInput};
 use difi_benches::lstm::{lstm_objective, LstmInput};
@@ -379,4 +379,4 @@ criterion_group!(
     ba_group,
     conv_group
 );
-criterion_main!(benches);
+difi_benches::criterion_main_keeping_freed_memory!(benches);

@@ -42,3 +42,24 @@ pub fn keep_freed_memory() -> bool {
         false
     }
 }
+
+/// `criterion_main!` for difi's benches: [`keep_freed_memory`] first, as the `ratios` binary
+/// does, so criterion's figures and the report's are measured alike.
+///
+/// ```ignore
+/// criterion_group!(benches, rosenbrock_group);
+/// difi_benches::criterion_main_keeping_freed_memory!(benches);
+/// ```
+#[macro_export]
+macro_rules! criterion_main_keeping_freed_memory {
+    ($($group:path),+ $(,)?) => {
+        fn main() {
+            // First, before criterion starts any thread.
+            $crate::memory::keep_freed_memory();
+            $($group();)+
+            ::criterion::Criterion::default()
+                .configure_from_args()
+                .final_summary();
+        }
+    };
+}
