@@ -80,12 +80,7 @@ impl Runs {
     /// [`Runs::measure`] with the result written as JSON afterwards.
     fn json<T: serde::Serialize>(&self, f: impl FnMut() -> Result<T, String>) -> Evaluated {
         let (out, t) = self.measure(f)?;
-        let out = json!(out);
-        // serde_json writes NaN and ±infinity as null: say so instead of answering null.
-        if holds_null(&out) {
-            return Err("the output holds NaN or ±infinity, which JSON cannot carry".into());
-        }
-        Ok((out, t))
+        Ok((json!(out), t))
     }
 }
 
@@ -257,6 +252,12 @@ impl Session {
                     min_seconds,
                 };
                 match self.evaluate(module, function, &input, runs) {
+                    // serde_json writes NaN and ±infinity as null: say so instead of answering
+                    // null, whichever module computed it.
+                    Ok((out, _)) if holds_null(&out) => fail(format!(
+                        "{module} {function}: the output holds NaN or ±infinity, which JSON \
+                         cannot carry"
+                    )),
                     Ok((out, nanos)) => {
                         let timings: Vec<Value> = nanos
                             .into_iter()
@@ -358,6 +359,15 @@ impl Session {
                             ),
                     }
                     .map_err(|e| e.to_string())?;
+                    // J / diag(H) is 0 / 0 for a centroid nearest to no point.
+                    if let Some(j) = h.iter().position(|&h| h == 0.0) {
+                        return Err(format!(
+                            "kmeans dir: centroid {} is nearest to no point, so its Hessian \
+                             diagonal is 0 and J / diag(H) is undefined there (every centroid \
+                             needs a nearest point)",
+                            j / d.max(1)
+                        ));
+                    }
                     Ok(g.iter().zip(&h).map(|(a, b)| a / b).collect::<Vec<f64>>())
                 })?;
                 Ok((json!(dir.chunks(d.max(1)).collect::<Vec<_>>()), t))
@@ -687,10 +697,21 @@ mod tests {
             r#"{"id":8,"kind":"evaluate","module":"ode","function":"primal","input":{"x":[1,2],"s":0}}"#,
             // log Σ over no terms is −∞, which JSON cannot carry.
             r#"{"id":9,"kind":"evaluate","module":"lse","function":"primal","input":{"x":[]}}"#,
+            // A point at the camera's centre projects to 0 / 0 (ba's output is built outside
+            // `Runs::json`).
+            r#"{"id":10,"kind":"evaluate","module":"ba","function":"objective","input":{"n":1,"m":1,"p":1,"cam":[0,0,0,0,0,0,1,0,0,0,0],"x":[0,0,0],"w":1,"feat":[1,2]}}"#,
+            // The second centroid is nearest to no point: J / diag(H) is 0 / 0 there.
+            r#"{"id":11,"kind":"evaluate","module":"kmeans","function":"dir","input":{"points":[[1,2]],"centroids":[[1,1],[5,5]]}}"#,
         ] {
             let v: Value = serde_json::from_str(&s.respond(line)).expect("a JSON response");
             assert_eq!(v["success"], json!(false), "{line}");
             assert!(v["error"].as_str().unwrap().len() > 5);
+            if v["id"] == json!(11) {
+                assert!(v["error"]
+                    .as_str()
+                    .unwrap()
+                    .contains("centroid 1 is nearest to no point"));
+            }
         }
     }
 }
