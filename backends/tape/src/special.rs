@@ -84,7 +84,16 @@ const STALE: &str = "a tracer from another computation reached an array operatio
 /// and a pullback adds to a strided slice of adjoints.
 #[derive(Clone, Debug)]
 enum Refs {
-    Strided { start: u32, len: u32, stride: u32 },
+    Strided {
+        start: u32,
+        len: u32,
+        stride: u32,
+    },
+    /// Runs of consecutive nodes, as an operand concatenated from slices of inputs and of node
+    /// outputs (`[x₀, y…]`) has: per run its first node and the number of references up to its
+    /// end (so the run of reference `i` is a binary search away), and a pullback adds to
+    /// contiguous slices of adjoints.
+    Runs(Vec<(u32, u32)>),
     List(Vec<u32>),
 }
 
@@ -113,7 +122,7 @@ impl Refs {
             Refs::Strided { start, len, stride } if *len > 1 && r == *start + *len * *stride => {
                 *len += 1
             }
-            Refs::Strided { .. } => {
+            Refs::Strided { .. } | Refs::Runs(_) => {
                 let mut list: Vec<u32> = self.iter().collect();
                 list.push(r);
                 *self = Refs::List(list);
@@ -126,6 +135,11 @@ impl Refs {
     fn at(&self, i: usize) -> u32 {
         match self {
             Refs::Strided { start, stride, .. } => start + i as u32 * stride,
+            Refs::Runs(runs) => {
+                let k = runs.partition_point(|&(_, end)| end as usize <= i);
+                let begin = k.checked_sub(1).map_or(0, |k| runs[k].1);
+                runs[k].0 + (i as u32 - begin)
+            }
             Refs::List(list) => list[i],
         }
     }
@@ -133,18 +147,21 @@ impl Refs {
     fn is_empty(&self) -> bool {
         match self {
             Refs::Strided { len, .. } => *len == 0,
+            Refs::Runs(runs) => runs.is_empty(),
             Refs::List(list) => list.is_empty(),
         }
     }
 
     /// The references in order.
     fn iter(&self) -> impl Iterator<Item = u32> + '_ {
-        let ((start, len, stride), list) = match self {
-            Refs::Strided { start, len, stride } => ((*start, *len, *stride), &[][..]),
-            Refs::List(list) => ((0, 0, 1), &list[..]),
+        let ((start, len, stride), runs, list) = match self {
+            Refs::Strided { start, len, stride } => ((*start, *len, *stride), &[][..], &[][..]),
+            Refs::Runs(runs) => ((0, 0, 1), &runs[..], &[][..]),
+            Refs::List(list) => ((0, 0, 1), &[][..], &list[..]),
         };
         (0..len)
             .map(move |k| start + k * stride)
+            .chain(run_ranges(runs).flatten())
             .chain(list.iter().copied())
     }
 
@@ -160,9 +177,24 @@ impl Refs {
                     .for_each(|(a, g)| *a += g);
             }
             Refs::Strided { .. } => {}
+            Refs::Runs(runs) => {
+                let mut g = g.into_iter();
+                for run in run_ranges(runs) {
+                    let run = &mut adj[run.start as usize..run.end as usize];
+                    run.iter_mut().zip(g.by_ref()).for_each(|(a, g)| *a += g);
+                }
+            }
             Refs::List(list) => list.iter().zip(g).for_each(|(&r, g)| accumulate(adj, r, g)),
         }
     }
+}
+
+/// The node ranges of [`Refs::Runs`], in order.
+fn run_ranges(runs: &[(u32, u32)]) -> impl Iterator<Item = std::ops::Range<u32>> + '_ {
+    runs.iter().scan(0, |begin, &(start, end)| {
+        let len = end - std::mem::replace(begin, end);
+        Some(start..start + len)
+    })
 }
 
 /// The references of `xs` when every one is an active tracer of recording `epoch` and their
@@ -188,12 +220,52 @@ fn progression<S: Real>(xs: impl Iterator<Item = Var<S>> + Clone, epoch: u32) ->
     (differs == 0 && last < CONST_BIT as u64).then_some(Refs::Strided { start, len, stride })
 }
 
+/// The references of `xs` as [`Refs::Runs`] when every one is an active tracer of recording
+/// `epoch` and they form at most one run of consecutive nodes per eight elements (so a list that
+/// merely has some neighbours stays a list); `None` otherwise.
+fn runs<S: Real>(mut xs: impl Iterator<Item = Var<S>>, epoch: u32) -> Option<Refs> {
+    let most = xs.size_hint().0.div_ceil(8);
+    let first = xs.next()?;
+    // Mismatches OR-ed together and checked once, as in `progression`: a branch only where a
+    // run ends.
+    let mut differs = (first.epoch ^ epoch) | (first.index & CONST_BIT);
+    let (mut runs, mut start, mut end) = (Vec::new(), first.index, first.index.wrapping_add(1));
+    let mut count = 1;
+    for x in xs {
+        differs |= (x.epoch ^ epoch) | (x.index & CONST_BIT);
+        if x.index != end {
+            // Already too many with this one: a scattered list stops here.
+            if runs.len() == most {
+                return None;
+            }
+            runs.push((start, count));
+            start = x.index;
+        }
+        end = x.index.wrapping_add(1);
+        count += 1;
+    }
+    runs.push((start, count));
+    (differs == 0 && runs.len() <= most).then_some(Refs::Runs(runs))
+}
+
 /// Operand references for tracers (constants go to the constant pool), checking epochs.
 fn refs<S: Real>(t: &mut TapeData<S>, xs: impl Iterator<Item = Var<S>> + Clone) -> Refs {
-    if let Some(refs) = progression(xs.clone(), t.epoch) {
+    // A concatenation shows in its first three references (`[x₀, y₀, y₁, …]`): skip the pass
+    // that would find it is not one progression.
+    let mut head = xs.clone().map(|x| x.index);
+    let concatenated = match (head.next(), head.next(), head.next()) {
+        (Some(a), Some(b), Some(c)) => b.wrapping_sub(a) != c.wrapping_sub(b),
+        _ => false,
+    };
+    if !concatenated {
+        if let Some(refs) = progression(xs.clone(), t.epoch) {
+            return refs;
+        }
+    }
+    if let Some(refs) = runs(xs.clone(), t.epoch) {
         return refs;
     }
-    // Not one progression: a plain list, in one pass.
+    // Neither: a plain list, in one pass.
     Refs::List(
         xs.map(|v| {
             if v.is_active() {
@@ -312,6 +384,13 @@ impl<S: Real> Operand<S> {
                 len,
                 stride: 1,
             }) => v[start as usize..(start + len) as usize].into(),
+            Operand::Active(Refs::Runs(runs)) => {
+                let mut values = Vec::with_capacity(runs.last().map_or(0, |r| r.1 as usize));
+                for run in run_ranges(runs) {
+                    values.extend_from_slice(&v[run.start as usize..run.end as usize]);
+                }
+                values.into()
+            }
             Operand::Active(r) => r
                 .iter()
                 .map(|r| operand_value(v, c, r))
@@ -461,7 +540,7 @@ impl<S: Real, F: Elementwise<N>, const N: usize> ElementwiseNode<S, F, N> {
             Operand::Active(Refs::Strided { start, stride, .. }) => {
                 Some(Some((*start as usize, *stride as usize)))
             }
-            Operand::Active(Refs::List(_)) => None,
+            Operand::Active(Refs::Runs(_) | Refs::List(_)) => None,
         });
         if strided.iter().all(Option::is_some) {
             let strided = strided.map(Option::flatten);
@@ -480,7 +559,7 @@ impl<S: Real, F: Elementwise<N>, const N: usize> ElementwiseNode<S, F, N> {
             Operand::Active(Refs::Strided { start, stride, .. }) => {
                 AdjointTarget::Strided(*start as usize, *stride as usize)
             }
-            Operand::Active(Refs::List(list)) => AdjointTarget::List(list),
+            Operand::Active(r @ (Refs::Runs(_) | Refs::List(_))) => AdjointTarget::Refs(r),
         });
         for i in 0..self.len {
             let ct = self.element_cotangents::<SKIP_ZERO>(&values, needed, i, cotangent(i));
@@ -488,7 +567,7 @@ impl<S: Real, F: Elementwise<N>, const N: usize> ElementwiseNode<S, F, N> {
                 match targets[k] {
                     AdjointTarget::None => {}
                     AdjointTarget::Strided(start, stride) => adj[start + i * stride] += ct,
-                    AdjointTarget::List(list) => accumulate(adj, list[i], ct),
+                    AdjointTarget::Refs(r) => accumulate(adj, r.at(i), ct),
                 }
             }
         }
@@ -534,22 +613,27 @@ fn add_scaled<S: Real>(adj: &mut [S], refs: &Refs, lo: usize, partials: &[S], g:
             &Refs::Strided {
                 start, stride: 1, ..
             },
-            Cotangents::One(g),
+            g,
         ) => {
             let adj = &mut adj[start as usize + lo..][..partials.len()];
-            adj.iter_mut().zip(partials).for_each(|(a, &d)| *a += d * g);
+            add_scaled_slice(adj, partials, g, 0);
         }
-        (
-            &Refs::Strided {
-                start, stride: 1, ..
-            },
-            Cotangents::Each(g),
-        ) => {
-            let adj = &mut adj[start as usize + lo..][..partials.len()];
-            adj.iter_mut()
-                .zip(partials)
-                .zip(g)
-                .for_each(|((a, &d), &g)| *a += d * g);
+        (Refs::Runs(runs), g) => {
+            // The runs that the elements lo.. meet, each a contiguous piece.
+            let mut j = 0;
+            let first = runs.partition_point(|&(_, end)| end as usize <= lo);
+            let mut begin = first.checked_sub(1).map_or(0, |k| runs[k].1 as usize);
+            for &(start, end) in &runs[first..] {
+                if j == partials.len() {
+                    break;
+                }
+                let (end, skip) = (end as usize, lo + j - begin);
+                let take = (end - begin - skip).min(partials.len() - j);
+                let adj = &mut adj[start as usize + skip..][..take];
+                add_scaled_slice(adj, &partials[j..j + take], g, j);
+                j += take;
+                begin = end;
+            }
         }
         _ => partials.iter().enumerate().for_each(|(j, &d)| {
             let g = match g {
@@ -561,6 +645,19 @@ fn add_scaled<S: Real>(adj: &mut [S], refs: &Refs, lo: usize, partials: &[S], g:
     }
 }
 
+/// `adj[j] += partials[j] · g[offset + j]`, or `· g` for a sum's one cotangent.
+#[inline(always)]
+fn add_scaled_slice<S: Real>(adj: &mut [S], partials: &[S], g: Cotangents<S>, offset: usize) {
+    match g {
+        Cotangents::One(g) => adj.iter_mut().zip(partials).for_each(|(a, &d)| *a += d * g),
+        Cotangents::Each(g) => adj
+            .iter_mut()
+            .zip(partials)
+            .zip(&g[offset..])
+            .for_each(|((a, &d), &g)| *a += d * g),
+    }
+}
+
 /// Where an elementwise operand's cotangent at element `i` goes.
 #[derive(Clone, Copy)]
 enum AdjointTarget<'a> {
@@ -568,8 +665,8 @@ enum AdjointTarget<'a> {
     None,
     /// `adj[start + i · stride]`
     Strided(usize, usize),
-    /// The `i`-th reference (a constant one takes nothing).
-    List(&'a [u32]),
+    /// The `i`-th reference of a list or of runs (a constant one takes nothing).
+    Refs(&'a Refs),
 }
 
 impl<S: Real, F: Elementwise<N>, const N: usize> Special<S> for ElementwiseNode<S, F, N> {
@@ -1125,6 +1222,43 @@ mod tests {
             vars(&[4, 5], 6),
             vars(&[], 7),
         ] {
+            assert!(of(&xs).is_none(), "{xs:?}");
+        }
+    }
+
+    #[test]
+    fn runs_take_concatenated_slices_of_this_recording_and_no_scattered_list() {
+        let vars = |indices: &[u32], epoch: u32| -> Vec<Var<f64>> {
+            indices
+                .iter()
+                .map(|&index| Var {
+                    value: 1.0,
+                    index,
+                    epoch,
+                })
+                .collect()
+        };
+        let of = |xs: &[Var<f64>]| runs(xs.iter().copied(), 7);
+        // 100..108 then 3..11: two runs of 16 references, each with the count up to its end.
+        let concatenated: Vec<u32> = (100..108).chain(3..11).collect();
+        let Some(Refs::Runs(r)) = of(&vars(&concatenated, 7)) else {
+            panic!("two runs in 16 references")
+        };
+        assert_eq!(r, [(100, 8), (3, 16)]);
+        let r = Refs::Runs(r);
+        assert_eq!(r.iter().collect::<Vec<_>>(), concatenated);
+        assert_eq!((0..16).map(|i| r.at(i)).collect::<Vec<_>>(), concatenated);
+        let mut adj = [0.0; 110];
+        r.accumulate(&mut adj, (0..16).map(|i| i as f64 + 1.0));
+        assert_eq!((adj[100], adj[107], adj[3], adj[10]), (1.0, 8.0, 9.0, 16.0));
+        assert_eq!(adj.iter().sum::<f64>(), (1..=16).sum::<i32>() as f64);
+        // Three runs in 16 (more than one per eight), another recording's tracer, a constant.
+        let three: Vec<u32> = (100..105).chain(3..8).chain(50..56).collect();
+        let mut stale = vars(&concatenated, 7);
+        stale[9].epoch = 6;
+        let mut constant = vars(&concatenated, 7);
+        constant[15].index = NO_INDEX;
+        for xs in [vars(&three, 7), stale, constant, vars(&[], 7)] {
             assert!(of(&xs).is_none(), "{xs:?}");
         }
     }

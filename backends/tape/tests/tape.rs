@@ -287,10 +287,10 @@ impl Elementwise<3> for ProductPlusRoot {
 
 #[test]
 fn maps_and_sums_of_active_operands_over_several_chunks() {
-    // Operands of 150 elements (several chunks of the pullback): a slice, a stride-2 view and
-    // one gathered from two places (a list of references). Weights 0 on elements 64..80 and
-    // 140 (a chunk with unused elements, where c = 0 at element 70: its infinite partial must
-    // add nothing).
+    // Operands of 150 elements (several chunks of the pullback): `a` a slice; `b` a stride-2
+    // view, or the elements 150..300 in reverse (a list of references); `c` gathered from two
+    // places (two runs). Weights 0 on elements 64..80 and 140 (a chunk with unused elements,
+    // where c = 0 at element 70: its infinite partial must add nothing).
     let x: Vec<f64> = (0..300)
         .map(|j| {
             if j == 169 {
@@ -307,69 +307,50 @@ fn maps_and_sums_of_active_operands_over_several_chunks() {
             1.0 + 0.01 * i as f64
         }
     };
-    let operands = |x: &[Var<f64>]| {
-        let c: Vec<Var<f64>> = std::iter::once(x[299])
-            .chain(x[100..249].iter().copied())
-            .collect();
-        (
-            x[..150].to_vec(),
-            ArrayView1::from(x).slice(s![..;2]).to_vec(),
-            c,
-        )
-    };
-    // Where the operands' elements come from, and the gradient of Σ_i w_i f(a_i, b_i, c_i) by
-    // hand, unused elements skipped.
-    let (a_of, b_of, c_of) = (|i| i, |i| 2 * i, |i| if i == 0 { 299 } else { 99 + i });
-    let want = |x: &[f64], w: &dyn Fn(usize) -> f64| {
-        let mut g = vec![0.0; 300];
-        for i in (0..150).filter(|&i| w(i) != 0.0) {
-            let (a, b, c) = (x[a_of(i)], x[b_of(i)], x[c_of(i)]);
-            g[a_of(i)] += w(i) * (b + c.sqrt());
-            g[b_of(i)] += w(i) * a;
-            g[c_of(i)] += w(i) * a / (2.0 * c.sqrt());
-        }
-        g
-    };
     let weights: Vec<f64> = (0..150).map(weight).collect();
-    let (g, NoTangent) = Tape::new()
-        .gradient(
-            |(x, w): (Vec<Var<f64>>, Vec<Var<f64>>)| {
-                let (a, b, c) = operands(&x);
-                let y = map(
-                    &ProductPlusRoot,
-                    [
-                        a.as_slice().into(),
-                        b.as_slice().into(),
-                        c.as_slice().into(),
-                    ],
-                );
-                Var::dot(y.view(), ArrayView1::from(&w[..]))
-            },
-            (Active(&x), Const(&weights)),
-        )
-        .unwrap();
-    assert!(g.iter().all(|v| v.is_finite()), "{g:?}");
-    close(&g, &want(&x, &weight), 1e-13);
-    // Summed, with every weight 1 and no c = 0.
-    let mut x1 = x.clone();
-    x1[169] = 0.25;
-    let g = Tape::new()
-        .gradient(
-            |x: Vec<Var<f64>>| {
-                let (a, b, c) = operands(&x);
-                sum_map(
-                    &ProductPlusRoot,
-                    [
-                        a.as_slice().into(),
-                        b.as_slice().into(),
-                        c.as_slice().into(),
-                    ],
-                )
-            },
-            Active(&x1),
-        )
-        .unwrap();
-    close(&g, &want(&x1, &|_| 1.0), 1e-13);
+    let a_of = |i: usize| i;
+    let c_of = |i: usize| if i == 0 { 299 } else { 99 + i };
+    for b_of in [|i: usize| 2 * i, |i: usize| 299 - i] {
+        let operands = |x: &[Var<f64>]| -> [Vec<Var<f64>>; 3] {
+            [a_of, b_of, c_of].map(|of| (0..150).map(|i| x[of(i)]).collect())
+        };
+        // The gradient of Σ_i w_i f(a_i, b_i, c_i) by hand, unused elements skipped.
+        let want = |x: &[f64], w: &dyn Fn(usize) -> f64| {
+            let mut g = vec![0.0; 300];
+            for i in (0..150).filter(|&i| w(i) != 0.0) {
+                let (a, b, c) = (x[a_of(i)], x[b_of(i)], x[c_of(i)]);
+                g[a_of(i)] += w(i) * (b + c.sqrt());
+                g[b_of(i)] += w(i) * a;
+                g[c_of(i)] += w(i) * a / (2.0 * c.sqrt());
+            }
+            g
+        };
+        let (g, NoTangent) = Tape::new()
+            .gradient(
+                |(x, w): (Vec<Var<f64>>, Vec<Var<f64>>)| {
+                    let ops = operands(&x);
+                    let y = map(&ProductPlusRoot, ops.each_ref().map(|o| o[..].into()));
+                    Var::dot(y.view(), ArrayView1::from(&w[..]))
+                },
+                (Active(&x), Const(&weights)),
+            )
+            .unwrap();
+        assert!(g.iter().all(|v| v.is_finite()), "{g:?}");
+        close(&g, &want(&x, &weight), 1e-13);
+        // Summed, with every weight 1 and no c = 0.
+        let mut x1 = x.clone();
+        x1[169] = 0.25;
+        let g = Tape::new()
+            .gradient(
+                |x: Vec<Var<f64>>| {
+                    let ops = operands(&x);
+                    sum_map(&ProductPlusRoot, ops.each_ref().map(|o| o[..].into()))
+                },
+                Active(&x1),
+            )
+            .unwrap();
+        close(&g, &want(&x1, &|_| 1.0), 1e-13);
+    }
 }
 
 #[test]
