@@ -46,8 +46,13 @@ pub fn keep_freed_memory() -> bool {
 /// `criterion_main!` for difi's benches: [`keep_freed_memory`] first, as the `ratios` binary
 /// does, so criterion's figures and the report's are measured alike.
 ///
-/// ```ignore
-/// criterion_group!(benches, rosenbrock_group);
+/// ```no_run
+/// use criterion::{criterion_group, Criterion};
+///
+/// fn square(c: &mut Criterion) {
+///     c.bench_function("square", |b| b.iter(|| std::hint::black_box(3.0_f64).powi(2)));
+/// }
+/// criterion_group!(benches, square);
 /// difi_benches::criterion_main_keeping_freed_memory!(benches);
 /// ```
 #[macro_export]
