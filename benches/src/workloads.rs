@@ -159,9 +159,8 @@ fn rk4_step<T: Real>(x: &[T], y: &[T], h: f64) -> Vec<T> {
 
 /// `[x₀, tail…]`: the right-hand side `f(y)` with its components `i > 0` in `tail`.
 ///
-/// The next stage reads this shifted (`k[..n−1]`), which on a tape is then a list of references
-/// rather than one progression: measured at n = 100, a quarter of the gradient's time. The
-/// shift leaves no layout without it.
+/// The next stage reads this shifted (`k[..n−1]`): on a tape two runs of references (`x₀`, then
+/// the map's outputs) rather than one progression, which the tape keeps as two slices.
 fn ode_rhs<T: Real>(x: &[T], tail: Array1<T>) -> Vec<T> {
     let mut k = Vec::with_capacity(x.len());
     k.push(x[0]);
