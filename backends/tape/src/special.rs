@@ -1144,6 +1144,18 @@ pub(crate) fn checkpoint<S: Real, C: Segment>(segment: &C, inputs: &[Var<S>]) ->
 mod tests {
     use super::*;
 
+    /// Tracers with these indices, of recording `epoch`.
+    fn vars(indices: &[u32], epoch: u32) -> Vec<Var<f64>> {
+        indices
+            .iter()
+            .map(|&index| Var {
+                value: 1.0,
+                index,
+                epoch,
+            })
+            .collect()
+    }
+
     fn refs_of(rs: &[u32]) -> Refs {
         let mut out = Refs::default();
         rs.iter().for_each(|&r| out.push(r));
@@ -1185,16 +1197,6 @@ mod tests {
 
     #[test]
     fn progression_takes_only_active_tracers_of_this_recording_in_step() {
-        let vars = |indices: &[u32], epoch: u32| -> Vec<Var<f64>> {
-            indices
-                .iter()
-                .map(|&index| Var {
-                    value: 1.0,
-                    index,
-                    epoch,
-                })
-                .collect()
-        };
         let of = |xs: &[Var<f64>]| progression(xs.iter().copied(), 7);
         assert!(matches!(
             of(&vars(&[4, 7, 10, 13], 7)),
@@ -1228,16 +1230,6 @@ mod tests {
 
     #[test]
     fn runs_take_concatenated_slices_of_this_recording_and_no_scattered_list() {
-        let vars = |indices: &[u32], epoch: u32| -> Vec<Var<f64>> {
-            indices
-                .iter()
-                .map(|&index| Var {
-                    value: 1.0,
-                    index,
-                    epoch,
-                })
-                .collect()
-        };
         let of = |xs: &[Var<f64>]| runs(xs.iter().copied(), 7);
         // 100..108 then 3..11: two runs of 16 references, each with the count up to its end.
         let concatenated: Vec<u32> = (100..108).chain(3..11).collect();
