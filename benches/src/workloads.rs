@@ -126,7 +126,7 @@ pub fn ode<T: Real>(x: &[T], s: usize) -> Vec<T> {
 }
 
 /// `steps` RK4 steps of [`ode`]: inputs `[y, x]`, output `y` after them.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 struct Rk4Steps {
     n: usize,
     h: f64,
@@ -137,6 +137,12 @@ impl Segment for Rk4Steps {
     fn eval<T: Real>(&self, inputs: &[T]) -> Vec<T> {
         let (y, x) = inputs.split_at(self.n);
         (0..self.steps).fold(y.to_vec(), |y, _| rk4_step(x, &y, self.h))
+    }
+
+    /// Segments of as many steps are one function: a tape records one and replays it for the
+    /// others.
+    fn same_as(&self, other: &Self) -> bool {
+        self == other
     }
 }
 

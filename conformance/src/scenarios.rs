@@ -286,6 +286,64 @@ impl Segment for Steps {
     }
 }
 
+/// The gradient of `t (x₁ + 1)` after [`Steps`] at `x`, with `t` and `dt/dx` carried through
+/// the 20 steps.
+fn steps_gradient(x: &[f64]) -> [f64; 2] {
+    let (mut t, mut dt): (f64, [f64; 2]) = (x[0], [1.0, 0.0]);
+    for _ in 0..20 {
+        let u = t.cos() + x[1];
+        dt = [
+            u.cos() * (-t.sin() * dt[0]),
+            u.cos() * (-t.sin() * dt[1] + 1.0),
+        ];
+        t = u.sin();
+    }
+    [dt[0] * (x[1] + 1.0), dt[1] * (x[1] + 1.0) + t]
+}
+
+/// A pendulum's step, `[a, b] → [a + h b, b − h sin(a + h b)]`, declared equal to itself
+/// ([`Segment::same_as`]): a tape records it once and replays it for the other steps. The
+/// state keeps swinging, so a step replayed at another step's values would be found out.
+#[derive(Clone)]
+struct PendulumStep;
+impl PendulumStep {
+    const H: f64 = 0.3;
+}
+impl Segment for PendulumStep {
+    fn eval<T: Real>(&self, x: &[T]) -> Vec<T> {
+        let a = x[0] + T::constant(Self::H) * x[1];
+        vec![a, x[1] - T::constant(Self::H) * a.sin()]
+    }
+    fn same_as(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+/// `a b + a` after 20 pendulum steps, each its own checkpoint, or all plain.
+fn pendulum<T: Real>(x: &[T], checkpointed: bool) -> T {
+    let y = (0..20).fold(x.to_vec(), |y, _| match checkpointed {
+        true => checkpoint(&PendulumStep, &y),
+        false => PendulumStep.eval(&y),
+    });
+    y[0] * y[1] + y[0]
+}
+
+/// The gradient of [`pendulum`] by hand: the state's derivatives carried through the steps.
+fn pendulum_gradient(x: &[f64]) -> [f64; 2] {
+    let h = PendulumStep::H;
+    let (mut a, mut b) = (x[0], x[1]);
+    // d(a, b)/dx₀ and d(a, b)/dx₁
+    let (mut da, mut db) = ([1.0, 0.0], [0.0, 1.0]);
+    for _ in 0..20 {
+        a += h * b;
+        da = [da[0] + h * db[0], da[1] + h * db[1]];
+        let c = a.cos();
+        b -= h * a.sin();
+        db = [db[0] - h * c * da[0], db[1] - h * c * da[1]];
+    }
+    [0, 1].map(|k| da[k] * b + a * db[k] + da[k])
+}
+
 /// Runs every first-order scenario whose name contains `filter` (all when empty).
 ///
 /// A filter `=NAME` selects exactly the scenario `NAME`; any other filter selects the scenarios
@@ -1191,18 +1249,14 @@ pub(crate) fn first_order<B: Backend>(b: &B, profile: &Profile, r: &mut Runner<'
                 Active(&x),
             )
             .map_err(err)?;
-        // y0 + y1 = t (x1 + 1), with t and dt/dx carried through the 20 steps.
-        let (mut t, mut dt): (f64, [f64; 2]) = (x[0], [1.0, 0.0]);
-        for _ in 0..20 {
-            let u = t.cos() + x[1];
-            dt = [
-                u.cos() * (-t.sin() * dt[0]),
-                u.cos() * (-t.sin() * dt[1] + 1.0),
-            ];
-            t = u.sin();
-        }
-        let want = [dt[0] * (x[1] + 1.0), dt[1] * (x[1] + 1.0) + t];
-        Ok(rel(&g, &want))
+        Ok(rel(&g, &steps_gradient(&x)))
+    });
+    r.run("feature/checkpoint/equal-segments".into(), tol, || {
+        let x = vec![0.3, 0.7];
+        let g = b
+            .gradient(|x: Vec<_>| pendulum(&x, true), Active(&x))
+            .map_err(err)?;
+        Ok(rel(&g, &pendulum_gradient(&x)))
     });
     let name = "probe/checkpoint/recomputed-in-reverse".to_string();
     if deriving && profile.reverse {
@@ -1559,6 +1613,22 @@ pub(crate) fn second_order<B: SecondOrder>(b: &B, profile: &Profile, r: &mut Run
         let ln2 = 2f64.ln();
         Ok(rel(&elements(&h), &[0.0, 0.5, 0.5, ln2 * ln2]))
     });
+    // Checkpoints of one segment declared equal (a tape replays one recording of it) against
+    // the same steps without checkpoints, on this engine.
+    r.run(
+        "feature/checkpoint/equal-segments/hessian".into(),
+        tol,
+        || {
+            let x = vec![0.3, 0.7];
+            let h = b
+                .hessian(|x: Vec<_>| pendulum(&x, true), Active(&x))
+                .map_err(err)?;
+            let plain = b
+                .hessian(|x: Vec<_>| pendulum(&x, false), Active(&x))
+                .map_err(err)?;
+            Ok(rel(&elements(&h), &elements(&plain)))
+        },
+    );
     r.run("mixed/active-const-active/hessian".into(), tol, || {
         let f = |(a, c, bb): (Vec<_>, _, Vec<_>)| mixed(&a, c, &bb);
         let h = b

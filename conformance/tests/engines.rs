@@ -132,6 +132,7 @@ macro_rules! with_scenarios {
             "feature/nest_level",
             "feature/hook",
             "feature/checkpoint",
+            "feature/checkpoint/equal-segments",
             "probe/checkpoint/recomputed-in-reverse",
             "scalar/Sin/second_derivative",
             "scalar/Sin/second_derivative/prepared",
@@ -172,6 +173,7 @@ macro_rules! with_scenarios {
             "vector/SumMapViews/second-order/prepared",
             "error/hvp/direction-length",
             "vector/powf-at-zero-exponent/hessian",
+            "feature/checkpoint/equal-segments/hessian",
             "mixed/active-const-active/hessian",
         }
     };

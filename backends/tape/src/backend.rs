@@ -93,6 +93,8 @@ pub struct TapePullback<S: Real> {
     /// The active inputs are the recording's first nodes, `0..num_inputs`.
     num_inputs: usize,
     outputs: Vec<u32>,
+    /// A checkpointed segment's recomputation, swept inside another recording's sweep.
+    segment: bool,
 }
 
 impl<S: Real> TapePullback<S> {
@@ -114,6 +116,12 @@ impl<S: Real> TapePullback<S> {
         &self.outputs
     }
 
+    /// Replays the recording at `inputs` (all of its inputs, in order); `false` if it does not
+    /// apply there (a guard fails, an unguarded read), leaving it to be recorded anew.
+    pub(crate) fn replay(&mut self, inputs: &[S]) -> bool {
+        inputs.len() == self.num_inputs && tape::replay(&mut self.data, inputs)
+    }
+
     pub(crate) fn apply_seed(&self, seed: &[S]) -> Result<Vec<S>> {
         if seed.len() != self.outputs.len() {
             return Err(Error::SeedShape {
@@ -131,6 +139,10 @@ impl<S: Real> TapePullback<S> {
         let swept = sweep(&self.data, &mut adj, self.data.nodes.len());
         let grad = swept.map(|()| adj[..self.num_inputs].to_vec());
         tape::give_back_adjoint(adj);
+        // A segment recording kept for the next checkpoint does not outlive this sweep.
+        if !self.segment {
+            crate::special::clear_kept_segment();
+        }
         grad
     }
 }
@@ -194,6 +206,7 @@ fn finish<S: Real>(
         })
         .collect::<Result<Vec<u32>>>()?;
     Ok(TapePullback {
+        segment: false,
         data,
         num_inputs,
         outputs,
@@ -212,7 +225,9 @@ pub(crate) fn record_flat<S: Real>(
     let outs = f(&vars);
     let values = outs.iter().map(|v| v.value).collect();
     // A segment's recomputation is not what `last_recording` reports.
-    Ok((values, finish(guard, epoch, &outs, xs.len(), false)?))
+    let mut pullback = finish(guard, epoch, &outs, xs.len(), false)?;
+    pullback.segment = true;
+    Ok((values, pullback))
 }
 
 /// Appends the scalars of `args`, active and constant, in the order `lift` visits them, to `all`;

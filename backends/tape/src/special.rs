@@ -1110,11 +1110,29 @@ impl<S: Real, C: Segment> Special<S> for CheckpointNode<C> {
     }
     fn pullback(&self, v: &[S], c: &[S], out: &[S], adj: &mut [S]) -> Result<()> {
         let xs: Vec<S> = self.inputs.iter().map(|r| operand_value(v, c, r)).collect();
-        // Recompute the segment on a fresh recording and pull the output cotangents back.
-        let (_, pullback) =
-            crate::backend::record_flat::<S>(MAX_SEGMENT, &xs, |vars| self.segment.eval(vars))?;
+        // Recompute the segment and pull the output cotangents back: by replaying the recording
+        // of an equal segment kept from the last checkpoint pulled back on this thread, or on a
+        // fresh recording.
+        let reusable = self.segment.same_as(&self.segment);
+        let kept = match reusable {
+            true => take_kept_segment::<S, C>(),
+            false => None,
+        };
+        let replayed = kept.and_then(|(segment, mut pullback)| {
+            (segment.same_as(&self.segment) && pullback.replay(&xs)).then_some(pullback)
+        });
+        let pullback = match replayed {
+            Some(pullback) => pullback,
+            None => {
+                crate::backend::record_flat::<S>(MAX_SEGMENT, &xs, |vars| self.segment.eval(vars))?
+                    .1
+            }
+        };
         let grads = pullback.apply_seed(out)?;
         self.inputs.accumulate(adj, grads);
+        if reusable {
+            keep_segment(self.segment.clone(), pullback);
+        }
         Ok(())
     }
     fn replay(&self, v: &[S], c: &[S]) -> Option<Vec<S>> {
@@ -1124,6 +1142,33 @@ impl<S: Real, C: Segment> Special<S> for CheckpointNode<C> {
 }
 
 const MAX_SEGMENT: usize = crate::tape::MAX_NODES;
+
+thread_local! {
+    /// The last recording of a segment that declared itself reusable ([`Segment::same_as`]),
+    /// with the segment: `(C, TapePullback<S>)`. Cleared when a sweep that is not a segment's
+    /// own ends ([`clear_kept_segment`]), so it does not outlive the gradient.
+    static KEPT_SEGMENT: std::cell::RefCell<Option<Box<dyn std::any::Any>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Takes the kept segment recording if it is of segment type `C` over `S`.
+fn take_kept_segment<S: Real, C: Segment>() -> Option<(C, crate::backend::TapePullback<S>)> {
+    let kept = KEPT_SEGMENT.try_with(|k| k.borrow_mut().take()).ok()??;
+    // Another type's recording is dropped here, outside the borrow.
+    kept.downcast().ok().map(|b| *b)
+}
+
+fn keep_segment<S: Real, C: Segment>(segment: C, pullback: crate::backend::TapePullback<S>) {
+    let old = KEPT_SEGMENT.try_with(|k| k.borrow_mut().replace(Box::new((segment, pullback))));
+    // The one it replaces (user data in its segment) is dropped outside the borrow.
+    drop(old);
+}
+
+/// Drops the kept segment recording, if any.
+pub(crate) fn clear_kept_segment() {
+    let old = KEPT_SEGMENT.try_with(|k| k.borrow_mut().take());
+    drop(old);
+}
 
 pub(crate) fn checkpoint<S: Real, C: Segment>(segment: &C, inputs: &[Var<S>]) -> Vec<Var<S>> {
     let xs: Vec<S> = inputs.iter().map(|v| v.value).collect();

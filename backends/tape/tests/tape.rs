@@ -761,6 +761,77 @@ fn checkpoint_keeps_only_inputs_and_outputs_and_gives_the_same_gradient() {
     assert!(plain_nodes > 100, "plain recording has {plain_nodes} nodes");
 }
 
+/// One step of a state `(u, w)` whose update branches on the sign of `u`; `reusable` says so
+/// through `same_as`. Counts its recordings (evaluations at a tracer).
+#[derive(Clone, PartialEq)]
+struct BranchingStep {
+    h: f64,
+    reusable: bool,
+}
+
+static BRANCHING_STEP_RECORDINGS: std::sync::atomic::AtomicUsize =
+    std::sync::atomic::AtomicUsize::new(0);
+
+impl Segment for BranchingStep {
+    fn eval<T: Real>(&self, x: &[T]) -> Vec<T> {
+        if T::NEST_LEVEL > 0 {
+            BRANCHING_STEP_RECORDINGS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        let (u, w, h) = (x[0], x[1], T::constant(self.h));
+        if u > T::zero() {
+            vec![u - h * (T::one() + w * w), w * (T::one() + h * u.sin())]
+        } else {
+            vec![
+                u - h * (T::one() + w * w) * T::constant(0.5),
+                w * (T::one() + h * u),
+            ]
+        }
+    }
+    fn same_as(&self, other: &Self) -> bool {
+        self.reusable && self == other
+    }
+}
+
+#[test]
+fn equal_checkpoint_segments_are_recorded_once_and_replayed_until_a_branch_differs() {
+    // From u = 0.3, u falls by about 0.125 a step: 3 steps on the u > 0 branch, 7 on the other.
+    let steps = |x: &[f64], reusable: bool| {
+        let f = |x: Vec<Var<f64>>| {
+            let step = BranchingStep { h: 0.1, reusable };
+            let y = (0..10).fold(x, |y, _| checkpoint(&step, &y));
+            y[0] * y[1]
+        };
+        BRANCHING_STEP_RECORDINGS.store(0, std::sync::atomic::Ordering::Relaxed);
+        let g = Tape::new().gradient(f, Active(x)).unwrap();
+        (
+            g,
+            BRANCHING_STEP_RECORDINGS.load(std::sync::atomic::Ordering::Relaxed),
+        )
+    };
+    let x = vec![0.3, 0.5];
+    let (each, recorded_each) = steps(&x, false);
+    let (replayed, recorded_replayed) = steps(&x, true);
+    assert_eq!(recorded_each, 10);
+    // The last segment's recording replays for the 6 before it; the third fails its guard
+    // and is recorded, and that recording replays for the first two.
+    assert_eq!(recorded_replayed, 2);
+    close(&replayed, &each, 1e-15);
+    let fd = FiniteDifferences::default()
+        .gradient(
+            |x: Vec<f64>| {
+                let step = BranchingStep {
+                    h: 0.1,
+                    reusable: false,
+                };
+                let y = (0..10).fold(x, |y, _| step.eval(&y));
+                y[0] * y[1]
+            },
+            Active(&x),
+        )
+        .unwrap();
+    close(&replayed, &fd, 1e-7);
+}
+
 #[test]
 fn tracers_outside_their_computation_are_errors() {
     use std::cell::Cell;

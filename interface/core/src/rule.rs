@@ -112,6 +112,31 @@ pub trait Hook: Clone + Send + Sync + 'static {
 pub trait Segment: Clone + Send + Sync + 'static {
     /// The segment's outputs at `inputs`.
     fn eval<T: Real>(&self, inputs: &[T]) -> Vec<T>;
+
+    /// Whether `other` computes the same function as `self`: at the same inputs, the same
+    /// outputs by the same operations (a loop of equal steps, as an ODE solver's). Then a
+    /// reverse engine may record the segment once and replay that recording to recompute
+    /// `other`, instead of recording each: the tape does, recording anew where a comparison
+    /// goes the other way at the new inputs. The default, `false`, is always right.
+    ///
+    /// ```
+    /// use difi_core::{Real, Segment};
+    /// #[derive(Clone, PartialEq)]
+    /// struct Decay { rate: f64 }
+    /// impl Segment for Decay {
+    ///     fn eval<T: Real>(&self, x: &[T]) -> Vec<T> {
+    ///         x.iter().map(|&v| v * T::constant(1.0 - self.rate)).collect()
+    ///     }
+    ///     fn same_as(&self, other: &Self) -> bool {
+    ///         self == other
+    ///     }
+    /// }
+    /// assert!(Decay { rate: 0.1 }.same_as(&Decay { rate: 0.1 }));
+    /// ```
+    fn same_as(&self, other: &Self) -> bool {
+        let _ = other;
+        false
+    }
 }
 
 /// A scalar function of `N` scalars, applied element by element by [`crate::sum_map`] and
