@@ -130,6 +130,8 @@ impl<S: Real> TapePullback<S> {
                 given: Shape::Array(vec![seed.len()]),
             });
         }
+        // A segment recording kept for the next checkpoint does not outlive this sweep.
+        let _kept = (!self.segment).then_some(crate::special::ClearKeptSegment);
         let mut adj = tape::adjoint_buffer(self.data.nodes.len());
         for (&o, &s) in self.outputs.iter().zip(seed) {
             if o != NO_INDEX {
@@ -139,10 +141,6 @@ impl<S: Real> TapePullback<S> {
         let swept = sweep(&self.data, &mut adj, self.data.nodes.len());
         let grad = swept.map(|()| adj[..self.num_inputs].to_vec());
         tape::give_back_adjoint(adj);
-        // A segment recording kept for the next checkpoint does not outlive this sweep.
-        if !self.segment {
-            crate::special::clear_kept_segment();
-        }
         grad
     }
 }
@@ -375,6 +373,8 @@ impl Backend for Tape {
         F: Fn(A::Traced<Var<S>>) -> Y,
     {
         let (value, pb) = self.record(f, args, Identity)?;
+        // A segment recording kept for the next checkpoint does not outlive these sweeps.
+        let _kept = crate::special::ClearKeptSegment;
         let (m, n) = (pb.outputs.len(), pb.num_inputs);
         let mut jac = Array2::zeros((m, n));
         let mut adj = tape::adjoint_buffer(pb.data.nodes.len());

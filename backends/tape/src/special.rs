@@ -1146,7 +1146,7 @@ const MAX_SEGMENT: usize = crate::tape::MAX_NODES;
 thread_local! {
     /// The last recording of a segment that declared itself reusable ([`Segment::same_as`]),
     /// with the segment: `(C, TapePullback<S>)`. Cleared when a sweep that is not a segment's
-    /// own ends ([`clear_kept_segment`]), so it does not outlive the gradient.
+    /// own ends ([`ClearKeptSegment`]), so it does not outlive the gradient.
     static KEPT_SEGMENT: std::cell::RefCell<Option<Box<dyn std::any::Any>>> =
         const { std::cell::RefCell::new(None) };
 }
@@ -1164,10 +1164,15 @@ fn keep_segment<S: Real, C: Segment>(segment: C, pullback: crate::backend::TapeP
     drop(old);
 }
 
-/// Drops the kept segment recording, if any.
-pub(crate) fn clear_kept_segment() {
-    let old = KEPT_SEGMENT.try_with(|k| k.borrow_mut().take());
-    drop(old);
+/// On drop, drops the kept segment recording, if any: held for the span of a sweep that is not
+/// a segment's own, however it ends.
+pub(crate) struct ClearKeptSegment;
+
+impl Drop for ClearKeptSegment {
+    fn drop(&mut self) {
+        let old = KEPT_SEGMENT.try_with(|k| k.borrow_mut().take());
+        drop(old);
+    }
 }
 
 pub(crate) fn checkpoint<S: Real, C: Segment>(segment: &C, inputs: &[Var<S>]) -> Vec<Var<S>> {

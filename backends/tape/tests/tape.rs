@@ -832,6 +832,59 @@ fn equal_checkpoint_segments_are_recorded_once_and_replayed_until_a_branch_diffe
     close(&replayed, &fd, 1e-7);
 }
 
+/// A reusable step that counts its live copies.
+struct CountedStep;
+
+static LIVE_COUNTED_STEPS: std::sync::atomic::AtomicIsize = std::sync::atomic::AtomicIsize::new(0);
+
+impl CountedStep {
+    fn new() -> Self {
+        LIVE_COUNTED_STEPS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        CountedStep
+    }
+}
+
+impl Clone for CountedStep {
+    fn clone(&self) -> Self {
+        CountedStep::new()
+    }
+}
+
+impl Drop for CountedStep {
+    fn drop(&mut self) {
+        LIVE_COUNTED_STEPS.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl Segment for CountedStep {
+    fn eval<T: Real>(&self, x: &[T]) -> Vec<T> {
+        vec![x[0].sin() + x[1], x[1] * x[0]]
+    }
+    fn same_as(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+#[test]
+fn a_kept_segment_recording_does_not_outlive_the_gradient_or_jacobian() {
+    let f = |x: Vec<Var<f64>>| {
+        let step = CountedStep::new();
+        (0..5).fold(x, |y, _| checkpoint(&step, &y))
+    };
+    let x = vec![0.4, 0.9];
+    let b = Tape::new();
+    b.gradient(|x: Vec<Var<f64>>| f(x)[0], Active(&x)).unwrap();
+    assert_eq!(
+        LIVE_COUNTED_STEPS.load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+    b.jacobian(f, Active(&x)).unwrap();
+    assert_eq!(
+        LIVE_COUNTED_STEPS.load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+}
+
 #[test]
 fn tracers_outside_their_computation_are_errors() {
     use std::cell::Cell;
