@@ -29,12 +29,17 @@
 //! * [`difi_core::Real::sum_all`], `dot`, `matvec`, `matmul` and custom rules are one record
 //!   each with a vectorised pullback: write array work with them (gmm, whose hot part is one
 //!   matrix product, costs about 3 times its primal; llsq about 2).
-//! * [`difi_core::sum_map`] is one record whose pullback differentiates the term element by
-//!   element on dual numbers (one lane per active operand): about 2 ns per element for
-//!   Rosenbrock's term, against 8 records per element for the loop. Rosenbrock written with it
-//!   takes 5 µs for a gradient instead of 31 (about 9 times its own primal, which is itself
-//!   faster than the loop's); lse about 2.7 times its primal. [`difi_core::map`] is the same
-//!   node with one output slot per element (a record and a value each).
+//! * [`difi_core::sum_map`] is one record whose pullback differentiates the term on dual
+//!   numbers (one lane per active operand), 64 elements at a time in a vectorised loop when
+//!   every operand is active, against 8 records per element for the loop. Rosenbrock written
+//!   with it takes about 3.5 µs for a gradient instead of 31 (about 6.6 times its own primal,
+//!   which is itself faster than the loop's); lse about 2.7 times its primal.
+//!   [`difi_core::map`] is the same node with one output slot per element (a record and a
+//!   value each). Operands are cheapest as slices, or as a few slices pieced together.
+//! * A checkpoint keeps its segment's inputs and outputs and records the segment again in
+//!   reverse; when the segment says it is the same function as the last one recomputed
+//!   ([`difi_core::Segment::same_as`]), that recording replays instead (ode, 1000 steps in
+//!   segments of 32: 2.7 ms instead of 3.7).
 //! * Each active input and gradient entry costs about 1.5 ns (lift and extraction), and each
 //!   call has a fixed cost of about 150 ns.
 //! * In `jacobian_batch` the dispatch on a node's kind is paid once per 16 sets: ba's 2 × 15
@@ -46,7 +51,8 @@
 //!   no libm function for them.
 //! * Arrays of tens of megabytes pay page faults: glibc returns blocks above 32 MB to the system
 //!   when they are freed, and every tracer array is such a block. At 6M elements that is the
-//!   larger part of the cost beyond the primal.
+//!   larger part of the cost beyond the primal (the 512 × 512 × 23 convolution's gradient: 2.3
+//!   times its primal, 1.9 where the allocator keeps freed memory for reuse).
 
 mod backend;
 mod batch;
