@@ -135,11 +135,7 @@ impl Refs {
     fn at(&self, i: usize) -> u32 {
         match self {
             Refs::Strided { start, stride, .. } => start + i as u32 * stride,
-            Refs::Runs(runs) => {
-                let k = runs.partition_point(|&(_, end)| end as usize <= i);
-                let begin = k.checked_sub(1).map_or(0, |k| runs[k].1);
-                runs[k].0 + (i as u32 - begin)
-            }
+            Refs::Runs(runs) => run_of(runs, i).0 as u32,
             Refs::List(list) => list[i],
         }
     }
@@ -195,6 +191,15 @@ fn run_ranges(runs: &[(u32, u32)]) -> impl Iterator<Item = std::ops::Range<u32>>
         let len = end - std::mem::replace(begin, end);
         Some(start..start + len)
     })
+}
+
+/// The node of reference `i` of [`Refs::Runs`], and the number of references up to the end of
+/// its run: references `i..end` are consecutive nodes.
+#[inline]
+fn run_of(runs: &[(u32, u32)], i: usize) -> (usize, usize) {
+    let k = runs.partition_point(|&(_, end)| end as usize <= i);
+    let begin = k.checked_sub(1).map_or(0, |k| runs[k].1 as usize);
+    (runs[k].0 as usize + i - begin, runs[k].1 as usize)
 }
 
 /// The references of `xs` when every one is an active tracer of recording `epoch` and their
@@ -302,12 +307,13 @@ impl<S: Real> Special<S> for SumNode {
         self.refs.accumulate(adj, std::iter::repeat(g));
         Ok(())
     }
-    fn replay(&self, v: &[S], c: &[S]) -> Option<Vec<S>> {
+    fn replay(&self, v: &[S], c: &[S], out: &mut [S]) -> bool {
         let active = self
             .refs
             .iter()
             .fold(S::zero(), |s, r| s + operand_value(v, c, r));
-        Some(vec![active + operand_value(v, c, self.constant)])
+        out[0] = active + operand_value(v, c, self.constant);
+        true
     }
 }
 
@@ -399,6 +405,20 @@ impl<S: Real> Operand<S> {
         }
     }
 
+    /// The operand's current values where they are one slice: held (a constant) or consecutive
+    /// nodes (an input, one node's outputs).
+    fn contiguous_values<'a>(&'a self, v: &'a [S]) -> Option<&'a [S]> {
+        match self {
+            Operand::Const(x) => Some(x),
+            &Operand::Active(Refs::Strided {
+                start,
+                len,
+                stride: 1,
+            }) => Some(&v[start as usize..(start + len) as usize]),
+            Operand::Active(_) => None,
+        }
+    }
+
     fn operands(&self, out: &mut Vec<u32>) {
         if let Operand::Active(r) = self {
             out.extend(r.iter());
@@ -445,7 +465,7 @@ impl<S: Real, F: Elementwise<N>, const N: usize> ElementwiseNode<S, F, N> {
     #[inline(always)]
     fn element_cotangents<const SKIP_ZERO: bool>(
         &self,
-        values: &[Cow<'_, [S]>; N],
+        values: [&[S]; N],
         needed: [bool; N],
         i: usize,
         g: S,
@@ -453,7 +473,7 @@ impl<S: Real, F: Elementwise<N>, const N: usize> ElementwiseNode<S, F, N> {
         if SKIP_ZERO && g.is_exact_zero() {
             return [S::zero(); N];
         }
-        let x = values.each_ref().map(|x| x[i]);
+        let x = values.map(|x| x[i]);
         let (_, gradient) = self.f.value_and_gradient(x, needed);
         gradient.map(|d| d * g)
     }
@@ -464,55 +484,55 @@ impl<S: Real, F: Elementwise<N>, const N: usize> ElementwiseNode<S, F, N> {
     /// each operand's adjoints after it. Element by element (with the mask known only at run
     /// time) the loop stayed scalar: ode's gradient spent half its time there.
     fn pull_back_in_chunks(&self, v: &[S], c: &[S], adj: &mut [S], out: &[S]) {
-        let values = self.values(v, c);
+        let mut operands = ChunkedOperands::new(self, v);
         let refs = self.operands.each_ref().map(|o| match o {
             Operand::Active(r) => r,
             Operand::Const(_) => unreachable!("every operand is active here"),
         });
         let mut partials = [[S::zero(); CHUNK]; N];
-        for lo in (0..self.len).step_by(CHUNK) {
-            let hi = (lo + CHUNK).min(self.len);
+        let mut lo = 0;
+        while lo < self.len {
+            let hi = operands.end(lo);
             let cotangents = match self.summed {
                 true => Cotangents::One(out[0]),
                 false => Cotangents::Each(&out[lo..hi]),
             };
+            let values = operands.values(v, c, (lo, hi));
             // An element no output uses adds nothing, even where a partial is infinite: such a
             // chunk goes element by element.
             if let Cotangents::Each(g) = cotangents {
                 if g.iter().fold(false, |zero, g| zero | g.is_exact_zero()) {
-                    self.pull_back_elements(&values, refs, lo, g, adj);
+                    self.pull_back_elements(values, refs, lo, g, adj);
+                    lo = hi;
                     continue;
                 }
             }
-            partials_of(
-                &self.f,
-                values.each_ref().map(|x| &x[lo..hi]),
-                &mut partials,
-            );
+            partials_of(&self.f, values, &mut partials);
             for (r, partials) in refs.iter().zip(&partials) {
                 add_scaled(adj, r, lo, &partials[..hi - lo], cotangents);
             }
+            lo = hi;
         }
     }
 
     /// [`ElementwiseNode::pull_back_in_chunks`] for the chunk of elements from `lo` with
-    /// cotangents `g`, some exactly zero: element by element, skipping those. Out of line and
-    /// cold: inlined, a small change to it moved Rosenbrock's sum_map gradient from 3.45 to
-    /// 3.9 µs.
+    /// values `values` and cotangents `g`, some exactly zero: element by element, skipping
+    /// those. Out of line and cold: inlined, a small change to it moved Rosenbrock's sum_map
+    /// gradient from 3.45 to 3.9 µs.
     #[cold]
     #[inline(never)]
     fn pull_back_elements(
         &self,
-        values: &[Cow<'_, [S]>; N],
+        values: [&[S]; N],
         refs: [&Refs; N],
         lo: usize,
         g: &[S],
         adj: &mut [S],
     ) {
-        for (i, &g) in (lo..).zip(g) {
-            let ct = self.element_cotangents::<true>(values, [true; N], i, g);
+        for (j, &g) in g.iter().enumerate() {
+            let ct = self.element_cotangents::<true>(values, [true; N], j, g);
             for (r, ct) in refs.iter().zip(ct) {
-                accumulate(adj, r.at(i), ct);
+                accumulate(adj, r.at(lo + j), ct);
             }
         }
     }
@@ -528,6 +548,7 @@ impl<S: Real, F: Elementwise<N>, const N: usize> ElementwiseNode<S, F, N> {
         cotangent: impl Fn(usize) -> S,
     ) {
         let values = self.values(v, c);
+        let values = values.each_ref().map(|x| &x[..]);
         let needed = self.operands.each_ref().map(Operand::is_active);
         // Each element's cotangents go straight to the adjoints. Plain loops: compiled as one
         // codegen unit, an iterator's closure per element was left out of line, a call per
@@ -545,7 +566,7 @@ impl<S: Real, F: Elementwise<N>, const N: usize> ElementwiseNode<S, F, N> {
         if strided.iter().all(Option::is_some) {
             let strided = strided.map(Option::flatten);
             for i in 0..self.len {
-                let ct = self.element_cotangents::<SKIP_ZERO>(&values, needed, i, cotangent(i));
+                let ct = self.element_cotangents::<SKIP_ZERO>(values, needed, i, cotangent(i));
                 for (k, ct) in ct.into_iter().enumerate() {
                     if let Some((start, stride)) = strided[k] {
                         adj[start + i * stride] += ct;
@@ -562,7 +583,7 @@ impl<S: Real, F: Elementwise<N>, const N: usize> ElementwiseNode<S, F, N> {
             Operand::Active(r @ (Refs::Runs(_) | Refs::List(_))) => AdjointTarget::Refs(r),
         });
         for i in 0..self.len {
-            let ct = self.element_cotangents::<SKIP_ZERO>(&values, needed, i, cotangent(i));
+            let ct = self.element_cotangents::<SKIP_ZERO>(values, needed, i, cotangent(i));
             for (k, ct) in ct.into_iter().enumerate() {
                 match targets[k] {
                     AdjointTarget::None => {}
@@ -574,7 +595,73 @@ impl<S: Real, F: Elementwise<N>, const N: usize> ElementwiseNode<S, F, N> {
     }
 }
 
-/// Elements per chunk of [`ElementwiseNode::pull_back_in_chunks`].
+/// An elementwise node's operands read chunk by chunk, for its replay and its pullback when all
+/// are active: a chunk is at most [`CHUNK`] elements and lies within one run of each runs
+/// operand, so that its values (and adjoints) there are slices; list operands are gathered.
+struct ChunkedOperands<'a, S, const N: usize> {
+    operands: &'a [Operand<S>; N],
+    len: usize,
+    /// The operands' values where they are one slice.
+    contiguous: [Option<&'a [S]>; N],
+    any_runs: bool,
+    /// Gathered values of list operands.
+    buffers: [Vec<S>; N],
+}
+
+impl<'a, S: Real, const N: usize> ChunkedOperands<'a, S, N> {
+    fn new<F>(node: &'a ElementwiseNode<S, F, N>, v: &'a [S]) -> Self {
+        ChunkedOperands {
+            operands: &node.operands,
+            len: node.len,
+            contiguous: node.operands.each_ref().map(|o| o.contiguous_values(v)),
+            any_runs: node
+                .operands
+                .iter()
+                .any(|o| matches!(o, Operand::Active(Refs::Runs(_)))),
+            buffers: [const { Vec::new() }; N],
+        }
+    }
+
+    /// The end of the chunk that starts at element `lo`.
+    #[inline]
+    fn end(&self, lo: usize) -> usize {
+        let hi = (lo + CHUNK).min(self.len);
+        if !self.any_runs {
+            return hi;
+        }
+        self.operands.iter().fold(hi, |hi, o| match o {
+            Operand::Active(Refs::Runs(runs)) => hi.min(run_of(runs, lo).1),
+            _ => hi,
+        })
+    }
+
+    /// The operands' values at the chunk `lo..hi`.
+    #[inline]
+    fn values(&mut self, v: &'a [S], c: &[S], (lo, hi): (usize, usize)) -> [&[S]; N] {
+        if self.contiguous.iter().all(Option::is_some) {
+            return self.contiguous.map(|x| &x.expect("contiguous")[lo..hi]);
+        }
+        let mut buffers = self.buffers.each_mut().into_iter();
+        std::array::from_fn(|k| {
+            let buffer = buffers.next().expect("N buffers");
+            match (self.contiguous[k], &self.operands[k]) {
+                (Some(x), _) => &x[lo..hi],
+                (None, Operand::Active(Refs::Runs(runs))) => {
+                    let start = run_of(runs, lo).0;
+                    &v[start..start + hi - lo]
+                }
+                (None, Operand::Active(r)) => {
+                    buffer.clear();
+                    buffer.extend((lo..hi).map(|i| operand_value(v, c, r.at(i))));
+                    &buffer[..]
+                }
+                (None, Operand::Const(_)) => unreachable!("a constant is one slice"),
+            }
+        })
+    }
+}
+
+/// Elements per chunk of [`ChunkedOperands`].
 const CHUNK: usize = 64;
 
 /// The cotangents arriving at a chunk of an elementwise node's elements.
@@ -619,21 +706,9 @@ fn add_scaled<S: Real>(adj: &mut [S], refs: &Refs, lo: usize, partials: &[S], g:
             add_scaled_slice(adj, partials, g, 0);
         }
         (Refs::Runs(runs), g) => {
-            // The runs that the elements lo.. meet, each a contiguous piece.
-            let mut j = 0;
-            let first = runs.partition_point(|&(_, end)| end as usize <= lo);
-            let mut begin = first.checked_sub(1).map_or(0, |k| runs[k].1 as usize);
-            for &(start, end) in &runs[first..] {
-                if j == partials.len() {
-                    break;
-                }
-                let (end, skip) = (end as usize, lo + j - begin);
-                let take = (end - begin - skip).min(partials.len() - j);
-                let adj = &mut adj[start as usize + skip..][..take];
-                add_scaled_slice(adj, &partials[j..j + take], g, j);
-                j += take;
-                begin = end;
-            }
+            let (start, run_end) = run_of(runs, lo);
+            debug_assert!(lo + partials.len() <= run_end, "a chunk is within one run");
+            add_scaled_slice(&mut adj[start..][..partials.len()], partials, g, 0);
         }
         _ => partials.iter().enumerate().for_each(|(j, &d)| {
             let g = match g {
@@ -693,13 +768,25 @@ impl<S: Real, F: Elementwise<N>, const N: usize> Special<S> for ElementwiseNode<
         }
         Ok(())
     }
-    fn replay(&self, v: &[S], c: &[S]) -> Option<Vec<S>> {
-        let values = self.values(v, c);
-        let views = values.each_ref().map(|x| ArrayView1::from(&x[..]));
-        Some(match self.summed {
-            true => vec![S::sum_map(&self.f, views)],
-            false => S::map_elementwise(&self.f, views).to_vec(),
-        })
+    fn replay(&self, v: &[S], c: &[S], out: &mut [S]) -> bool {
+        // `f` element by element, in order, as the base scalars' `sum_map` and
+        // `map_elementwise` are (f64, f32, Dual): chunk by chunk, without an array per node.
+        let mut operands = ChunkedOperands::new(self, v);
+        let (mut lo, mut sum) = (0, S::zero());
+        while lo < self.len {
+            let hi = operands.end(lo);
+            let xs = operands.values(v, c, (lo, hi));
+            let at = |i: usize| self.f.eval(xs.map(|x| x[i]));
+            match self.summed {
+                true => sum = (0..hi - lo).fold(sum, |s, i| s + at(i)),
+                false => (0..hi - lo).for_each(|i| out[lo + i] = at(i)),
+            }
+            lo = hi;
+        }
+        if self.summed {
+            out[0] = sum;
+        }
+        true
     }
 }
 
@@ -818,12 +905,10 @@ impl<S: Real> Special<S> for DotNode<S> {
         }
         Ok(())
     }
-    fn replay(&self, v: &[S], c: &[S]) -> Option<Vec<S>> {
+    fn replay(&self, v: &[S], c: &[S], out: &mut [S]) -> bool {
         let (a, b) = (self.a.values(v, c), self.b.values(v, c));
-        Some(vec![S::dot(
-            ArrayView1::from(&a[..]),
-            ArrayView1::from(&b[..]),
-        )])
+        out[0] = S::dot(ArrayView1::from(&a[..]), ArrayView1::from(&b[..]));
+        true
     }
 }
 
@@ -888,9 +973,10 @@ impl<S: Real> Special<S> for MatMulNode<S> {
         }
         Ok(())
     }
-    fn replay(&self, v: &[S], c: &[S]) -> Option<Vec<S>> {
+    fn replay(&self, v: &[S], c: &[S], out: &mut [S]) -> bool {
         let (a, b) = (self.a.values(v, c), self.b.values(v, c));
-        Some(matmul_values(&a, &b, self.m, self.k, self.n))
+        out.copy_from_slice(&matmul_values(&a, &b, self.m, self.k, self.n));
+        true
     }
 }
 
@@ -1006,8 +1092,8 @@ impl<R: Rule, S: Real> Special<S> for RuleNode<R, S> {
         }
         Ok(())
     }
-    fn replay(&self, _v: &[S], _c: &[S]) -> Option<Vec<S>> {
-        None
+    fn replay(&self, _v: &[S], _c: &[S], _out: &mut [S]) -> bool {
+        false
     }
 }
 
@@ -1079,8 +1165,9 @@ impl<S: Real, H: Hook> Special<S> for HookNode<H> {
         accumulate(adj, self.input, self.hook.cotangent(out[0]));
         Ok(())
     }
-    fn replay(&self, v: &[S], c: &[S]) -> Option<Vec<S>> {
-        Some(vec![operand_value(v, c, self.input)])
+    fn replay(&self, v: &[S], c: &[S], out: &mut [S]) -> bool {
+        out[0] = operand_value(v, c, self.input);
+        true
     }
 }
 
@@ -1135,9 +1222,15 @@ impl<S: Real, C: Segment> Special<S> for CheckpointNode<C> {
         }
         Ok(())
     }
-    fn replay(&self, v: &[S], c: &[S]) -> Option<Vec<S>> {
+    fn replay(&self, v: &[S], c: &[S], out: &mut [S]) -> bool {
         let xs: Vec<S> = self.inputs.iter().map(|r| operand_value(v, c, r)).collect();
-        Some(self.segment.eval(&xs))
+        // A segment whose output length changed with its inputs is recorded anew.
+        let ys = self.segment.eval(&xs);
+        let same_length = ys.len() == out.len();
+        if same_length {
+            out.copy_from_slice(&ys);
+        }
+        same_length
     }
 }
 

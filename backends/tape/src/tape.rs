@@ -92,8 +92,9 @@ pub(crate) trait Special<S: Real>: Send {
     fn num_outputs(&self) -> usize;
     /// Adds the input cotangents given the output cotangents `out_adj`.
     fn pullback(&self, values: &[S], consts: &[S], out_adj: &[S], adj: &mut [S]) -> Result<()>;
-    /// Recomputes the outputs from (new) values; `None` if this node cannot be replayed.
-    fn replay(&self, values: &[S], consts: &[S]) -> Option<Vec<S>>;
+    /// Recomputes the outputs from (new) values into `out` (`num_outputs` long); `false` if this
+    /// node cannot be replayed.
+    fn replay(&self, values: &[S], consts: &[S], out: &mut [S]) -> bool;
     /// The operand references its pullback may add to.
     fn operands(&self, out: &mut Vec<u32>);
 }
@@ -761,15 +762,14 @@ pub(crate) fn replay<S: Real>(data: &mut TapeData<S>, new_inputs: &[S]) -> bool 
         match op {
             Op::Input | Op::SpecialOutput => {}
             Op::Special => {
+                // The outputs follow the node: written in place, then skipped.
                 let s = &data.specials[a as usize];
-                match s.replay(&data.values, &data.consts) {
-                    Some(outs) => {
-                        for (k, o) in outs.into_iter().enumerate() {
-                            data.values[i + 1 + k] = o;
-                        }
-                    }
-                    None => return false,
+                let outputs = s.num_outputs();
+                let (before, after) = data.values.split_at_mut(i + 1);
+                if !s.replay(before, &data.consts, &mut after[..outputs]) {
+                    return false;
                 }
+                i += outputs;
             }
             _ => {
                 let x = data.value_of(a);

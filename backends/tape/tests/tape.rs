@@ -354,6 +354,45 @@ fn maps_and_sums_of_active_operands_over_several_chunks() {
 }
 
 #[test]
+fn replayed_maps_read_slices_lists_and_runs_chunk_by_chunk() {
+    // y = map(f, [a, b, c]) over 150 elements, `a` a slice, `b` a list (elements 150..300 in
+    // reverse) or a stride-2 view, `c` two runs (x₂₉₉, then x₁₀₀..x₂₄₉); loss = y·y + Σ f.
+    // Its gradient reads the replayed y, so a prepared gradient at a new x checks the map's
+    // replay (and the sum's) against the hand gradient there.
+    let a_of = |i: usize| i;
+    let c_of = |i: usize| if i == 0 { 299 } else { 99 + i };
+    let x_at = |shift: f64| -> Vec<f64> {
+        (0..300)
+            .map(|j| 0.5 + 0.4 * (j as f64 * 0.7 + shift).sin())
+            .collect()
+    };
+    for b_of in [|i: usize| 299 - i, |i: usize| 2 * i] {
+        let f = |x: Vec<Var<f64>>| {
+            let ops = [a_of, b_of, c_of].map(|of| (0..150).map(|i| x[of(i)]).collect::<Vec<_>>());
+            let views = || ops.each_ref().map(|o| ArrayView1::from(&o[..]));
+            let y = map(&ProductPlusRoot, views());
+            Var::dot(y.view(), y.view()) + sum_map(&ProductPlusRoot, views())
+        };
+        let want = |x: &[f64]| {
+            let mut g = vec![0.0; 300];
+            for i in 0..150 {
+                let (a, b, c) = (x[a_of(i)], x[b_of(i)], x[c_of(i)]);
+                let dy = 2.0 * a * (b + c.sqrt()) + 1.0;
+                g[a_of(i)] += dy * (b + c.sqrt());
+                g[b_of(i)] += dy * a;
+                g[c_of(i)] += dy * a / (2.0 * c.sqrt());
+            }
+            g
+        };
+        let mut prep = Tape::new().prepare_gradient(f, Active(&x_at(0.0))).unwrap();
+        let x = x_at(1.3);
+        let g = prep.gradient(f, Active(&x)).unwrap();
+        assert_eq!(prep.state().replays(), 1);
+        close(&g, &want(&x), 1e-13);
+    }
+}
+
+#[test]
 fn map_is_one_record_with_an_output_per_element_and_replays() {
     let n = 100;
     let x: Vec<f64> = (0..n).map(|i| (i as f64 * 0.3).sin()).collect();
@@ -730,6 +769,32 @@ impl Segment for Steps {
         }
         vec![t, t * x[1]]
     }
+}
+
+/// A segment with one output more where `x₀ > 0`: `[x₀x₁, x₁]`, else `[x₀x₁]`.
+#[derive(Clone)]
+struct SignSizedStep;
+impl Segment for SignSizedStep {
+    fn eval<T: Real>(&self, x: &[T]) -> Vec<T> {
+        match x[0] > T::zero() {
+            true => vec![x[0] * x[1], x[1]],
+            false => vec![x[0] * x[1]],
+        }
+    }
+}
+
+#[test]
+fn a_replayed_checkpoint_whose_output_length_changes_is_recorded_anew() {
+    let f = |x: Vec<Var<f64>>| checkpoint(&SignSizedStep, &x).into_iter().sum::<Var<f64>>();
+    let mut prep = Tape::new()
+        .prepare_gradient(f, Active(&vec![1.0, 2.0]))
+        .unwrap();
+    let g = prep.gradient(f, Active(&vec![-1.5, 2.0])).unwrap();
+    assert_eq!(g, vec![2.0, -1.5]);
+    assert_eq!((prep.state().replays(), prep.state().rerecords()), (0, 1));
+    let g = prep.gradient(f, Active(&vec![-0.5, 3.0])).unwrap();
+    assert_eq!(g, vec![3.0, -0.5]);
+    assert_eq!(prep.state().replays(), 1);
 }
 
 #[test]
