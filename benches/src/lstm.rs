@@ -2,7 +2,8 @@
 
 use std::path::Path;
 
-use difi_core::Real;
+use difi_core::{map, sum_map, Elementwise, Real};
+use ndarray::ArrayView1;
 
 /// One lstm problem as ADBench stores it.
 #[derive(Clone, Debug)]
@@ -60,6 +61,12 @@ impl LstmInput {
 
 /// The loss: `−Σ_t ⟨sequence[t+1], y_t − lse(y_t)⟩ / ((c − 1) b)` over the LSTM of WORKLOADS.md.
 /// `state` is updated in place over time, as the reference does (a copy is taken here).
+///
+/// The cells are scalar code (their `logistic` and `tanh` are most of the primal, and a tape
+/// records each once; a [`map`] would compute them again in its pullback). The input scaling,
+/// the output layer and the loss are array operations (two [`map`]s, a [`sum_map`], a dot),
+/// which reverse engines record as one node each: ratios' lstm gradient 4.17–4.29 → 3.76–3.90
+/// times its primal, which is itself a little faster so.
 pub fn lstm_objective<T: Real>(
     main: &[T],
     extra: &[T],
@@ -72,7 +79,11 @@ pub fn lstm_objective<T: Real>(
     let mut state = state.to_vec();
     let mut total = T::zero();
     for t in 0..c.saturating_sub(1) {
-        let mut x: Vec<T> = (0..b).map(|j| sequence[t * b + j] * extra[j]).collect();
+        let mut x = map(
+            &Product,
+            [view(&sequence[t * b..(t + 1) * b]), view(&extra[..b])],
+        )
+        .to_vec();
         for i in 0..l {
             let w = &main[(2 * i) * 4 * b..(2 * i + 1) * 4 * b];
             let bb = &main[(2 * i + 1) * 4 * b..(2 * i + 2) * 4 * b];
@@ -90,15 +101,54 @@ pub fn lstm_objective<T: Real>(
                 x[j] = h;
             }
         }
-        let y: Vec<T> = (0..b)
-            .map(|j| x[j] * extra[b + j] + extra[2 * b + j])
-            .collect();
-        let lse = (y.iter().fold(T::zero(), |s, &v| s + v.exp()) + T::constant(2.0)).ln();
-        for j in 0..b {
-            total += sequence[(t + 1) * b + j] * (y[j] - lse);
-        }
+        let y = map(
+            &Affine,
+            [view(&x), view(&extra[b..2 * b]), view(&extra[2 * b..3 * b])],
+        );
+        let lse = (sum_map(&Exp, [y.view()]) + T::constant(2.0)).ln();
+        let next = &sequence[(t + 1) * b..(t + 2) * b];
+        let weight = next.iter().fold(T::zero(), |s, &v| s + v);
+        total += T::dot(view(next), y.view()) - weight * lse;
     }
     -total / T::constant(((c - 1) * b) as f64)
+}
+
+/// A slice as the 1-d view [`map`] takes.
+fn view<T>(x: &[T]) -> ArrayView1<'_, T> {
+    ArrayView1::from(x)
+}
+
+/// `x a + c`
+#[derive(Clone, Copy, Debug)]
+struct Affine;
+
+impl Elementwise<3> for Affine {
+    #[inline]
+    fn eval<T: Real>(&self, [x, a, c]: [T; 3]) -> T {
+        x * a + c
+    }
+}
+
+/// `x a`
+#[derive(Clone, Copy, Debug)]
+struct Product;
+
+impl Elementwise<2> for Product {
+    #[inline]
+    fn eval<T: Real>(&self, [x, a]: [T; 2]) -> T {
+        x * a
+    }
+}
+
+/// `exp x`
+#[derive(Clone, Copy, Debug)]
+struct Exp;
+
+impl Elementwise<1> for Exp {
+    #[inline]
+    fn eval<T: Real>(&self, [x]: [T; 1]) -> T {
+        x.exp()
+    }
 }
 
 #[cfg(test)]
@@ -107,6 +157,63 @@ mod tests {
     use crate::mt19937::Mt19937;
     use difi_core::{Active, Backend, Const, FiniteDifferences, NoTangent};
     use difi_tape::Tape;
+
+    /// The loss of WORKLOADS.md written out on `f64`, one scalar at a time.
+    fn loss_by_formula(
+        main: &[f64],
+        extra: &[f64],
+        state: &[f64],
+        sequence: &[f64],
+        (l, c, b): (usize, usize, usize),
+    ) -> f64 {
+        let sigma = |z: f64| 1.0 / (1.0 + (-z).exp());
+        let mut state = state.to_vec();
+        let mut total = 0.0;
+        for t in 0..c - 1 {
+            let mut x: Vec<f64> = (0..b).map(|j| sequence[t * b + j] * extra[j]).collect();
+            for i in 0..l {
+                let (w, bias) = (&main[2 * i * 4 * b..], &main[(2 * i + 1) * 4 * b..]);
+                for j in 0..b {
+                    let (h, cell) = (state[2 * i * b + j], state[(2 * i + 1) * b + j]);
+                    let forget = sigma(x[j] * w[j] + bias[j]);
+                    let input = sigma(h * w[b + j] + bias[b + j]);
+                    let output = sigma(x[j] * w[2 * b + j] + bias[2 * b + j]);
+                    let change = (h * w[3 * b + j] + bias[3 * b + j]).tanh();
+                    let cell = cell * forget + input * change;
+                    state[(2 * i + 1) * b + j] = cell;
+                    state[2 * i * b + j] = output * cell.tanh();
+                    x[j] = state[2 * i * b + j];
+                }
+            }
+            let y: Vec<f64> = (0..b)
+                .map(|j| x[j] * extra[b + j] + extra[2 * b + j])
+                .collect();
+            let lse = (y.iter().map(|v| v.exp()).sum::<f64>() + 2.0).ln();
+            for j in 0..b {
+                total += sequence[(t + 1) * b + j] * (y[j] - lse);
+            }
+        }
+        -total / ((c - 1) * b) as f64
+    }
+
+    #[test]
+    fn loss_is_the_formula() {
+        let (l, c, b) = (2, 6, 5);
+        let mut r = Mt19937::new(7);
+        let mut draw = |n: usize| (0..n).map(|_| r.next_f64() - 0.5).collect::<Vec<f64>>();
+        let (main, extra, state, seq) = (
+            draw(2 * l * 4 * b),
+            draw(3 * b),
+            draw(2 * l * b),
+            draw(c * b),
+        );
+        let loss = lstm_objective(&main, &extra, &state, &seq, l, c, b);
+        let want = loss_by_formula(&main, &extra, &state, &seq, (l, c, b));
+        assert!(
+            (loss - want).abs() <= 1e-13 * want.abs(),
+            "{loss} vs {want}"
+        );
+    }
 
     #[test]
     fn gradient_matches_finite_differences() {
