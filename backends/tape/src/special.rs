@@ -1086,8 +1086,12 @@ impl<R: Rule, S: Real> Special<S> for RuleNode<R, S> {
         let result = self.rule.pullback(&self.saved, &views, &self.active);
         check_pullback(self.rule.name(), &result, &self.active, &self.input_shapes)?;
         for (refs, ct) in self.inputs.iter().zip(&result) {
-            if let Some(ct) = ct {
-                refs.accumulate(adj, ct.iter().copied());
+            match ct.as_ref().map(|ct| (ct, ct.as_slice())) {
+                // As a slice where it is one: ndarray's element iterator checks the layout per
+                // element.
+                Some((_, Some(flat))) => refs.accumulate(adj, flat.iter().copied()),
+                Some((ct, None)) => refs.accumulate(adj, ct.iter().copied()),
+                None => {}
             }
         }
         Ok(())

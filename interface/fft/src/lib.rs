@@ -256,7 +256,12 @@ impl FftConv {
         x: &ArrayViewD<'_, T>,
         shape: &[usize],
     ) -> Vec<Complex<T>> {
-        let mut data: Vec<Complex<T>> = x.iter().map(|&r| Complex::new(r, T::zero())).collect();
+        let complex = |&r: &T| Complex::new(r, T::zero());
+        // As a slice where it is one: ndarray's element iterator checks the layout per element.
+        let mut data: Vec<Complex<T>> = match x.as_slice() {
+            Some(flat) => flat.iter().map(complex).collect(),
+            None => x.iter().map(complex).collect(),
+        };
         fft_nd(planner, &mut data, shape, FftDirection::Forward);
         self.count(&self.counters.transforms, 1);
         data
