@@ -28,13 +28,21 @@ fn main() {
 
     const BYTES: usize = 64 << 20;
     let pages = (BYTES / 4096) as u64;
-    // By default a 64 MiB block is a fresh mapping every time: every page faults.
+    // By default a 64 MiB block is a fresh mapping every time: every page faults. Unless the
+    // environment tunes glibc's allocator, when the defaults are not what runs.
+    let tuned: Vec<String> = std::env::vars()
+        .map(|(name, _)| name)
+        .filter(|name| name.starts_with("MALLOC_") || name == "GLIBC_TUNABLES")
+        .collect();
     faults_of_a_fresh_buffer(BYTES);
     let by_default = faults_of_a_fresh_buffer(BYTES);
-    assert!(
-        by_default > pages / 2,
-        "{by_default} faults for {pages} pages"
-    );
+    match tuned.is_empty() {
+        true => assert!(
+            by_default > pages / 2,
+            "{by_default} faults for {pages} pages"
+        ),
+        false => println!("the allocator is tuned by {tuned:?}: its defaults are not checked"),
+    }
 
     assert!(difi_benches::memory::keep_freed_memory());
     faults_of_a_fresh_buffer(BYTES);
