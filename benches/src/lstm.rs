@@ -3,7 +3,8 @@
 use std::path::Path;
 
 use difi_core::{map, sum_map, Elementwise, Real};
-use ndarray::ArrayView1;
+
+use crate::workloads::{view, Product};
 
 /// One lstm problem as ADBench stores it.
 #[derive(Clone, Debug)]
@@ -113,11 +114,6 @@ pub fn lstm_objective<T: Real>(
     -total / T::constant(((c - 1) * b) as f64)
 }
 
-/// A slice as the 1-d view [`map`] takes.
-fn view<T>(x: &[T]) -> ArrayView1<'_, T> {
-    ArrayView1::from(x)
-}
-
 /// `x a + c`
 #[derive(Clone, Copy, Debug)]
 struct Affine;
@@ -126,17 +122,6 @@ impl Elementwise<3> for Affine {
     #[inline]
     fn eval<T: Real>(&self, [x, a, c]: [T; 3]) -> T {
         x * a + c
-    }
-}
-
-/// `x a`
-#[derive(Clone, Copy, Debug)]
-struct Product;
-
-impl Elementwise<2> for Product {
-    #[inline]
-    fn eval<T: Real>(&self, [x, a]: [T; 2]) -> T {
-        x * a
     }
 }
 
@@ -196,17 +181,17 @@ mod tests {
         -total / ((c - 1) * b) as f64
     }
 
+    /// main_params, extra_params, state and sequence of sizes `(l, c, b)`, drawn in [−½, ½).
+    fn draw_input(seed: u32, (l, c, b): (usize, usize, usize)) -> [Vec<f64>; 4] {
+        let mut r = Mt19937::new(seed);
+        [2 * l * 4 * b, 3 * b, 2 * l * b, c * b]
+            .map(|n| (0..n).map(|_| r.next_f64() - 0.5).collect())
+    }
+
     #[test]
     fn loss_is_the_formula() {
         let (l, c, b) = (2, 6, 5);
-        let mut r = Mt19937::new(7);
-        let mut draw = |n: usize| (0..n).map(|_| r.next_f64() - 0.5).collect::<Vec<f64>>();
-        let (main, extra, state, seq) = (
-            draw(2 * l * 4 * b),
-            draw(3 * b),
-            draw(2 * l * b),
-            draw(c * b),
-        );
+        let [main, extra, state, seq] = draw_input(7, (l, c, b));
         let loss = lstm_objective(&main, &extra, &state, &seq, l, c, b);
         let want = loss_by_formula(&main, &extra, &state, &seq, (l, c, b));
         assert!(
@@ -218,14 +203,7 @@ mod tests {
     #[test]
     fn gradient_matches_finite_differences() {
         let (l, c, b) = (2, 4, 3);
-        let mut r = Mt19937::new(31337);
-        let mut draw = |n: usize| (0..n).map(|_| r.next_f64() - 0.5).collect::<Vec<f64>>();
-        let (main, extra, state, seq) = (
-            draw(2 * l * 4 * b),
-            draw(3 * b),
-            draw(2 * l * b),
-            draw(c * b),
-        );
+        let [main, extra, state, seq] = draw_input(31337, (l, c, b));
         let (gm, ge, NoTangent, NoTangent) = Tape::new()
             .gradient(
                 |(m, e, s, q): (Vec<_>, Vec<_>, Vec<_>, Vec<_>)| {

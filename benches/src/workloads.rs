@@ -190,13 +190,13 @@ fn ode_stage<T: Real>(x: &[T], y: &[T], k: &[T], c: f64) -> Vec<T> {
 }
 
 /// A slice as the 1-d view [`map`] takes.
-fn view<T>(x: &[T]) -> ArrayView1<'_, T> {
+pub(crate) fn view<T>(x: &[T]) -> ArrayView1<'_, T> {
     ArrayView1::from(x)
 }
 
 /// `a b`
 #[derive(Clone, Debug)]
-struct Product;
+pub(crate) struct Product;
 
 impl Elementwise<2> for Product {
     fn eval<T: Real>(&self, [a, b]: [T; 2]) -> T {
