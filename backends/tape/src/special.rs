@@ -382,14 +382,11 @@ impl<S: Real> Operand<S> {
 
     /// The operand's current values: held, or read from the tape (new after a replay).
     fn values<'a>(&'a self, v: &'a [S], c: &[S]) -> Cow<'a, [S]> {
+        if let Some(x) = self.contiguous_values(v) {
+            return x.into();
+        }
         match self {
-            Operand::Const(x) => x.as_slice().into(),
-            // Consecutive nodes (an input, one node's outputs): their values are a slice.
-            &Operand::Active(Refs::Strided {
-                start,
-                len,
-                stride: 1,
-            }) => v[start as usize..(start + len) as usize].into(),
+            Operand::Const(_) => unreachable!("a constant is one slice"),
             Operand::Active(Refs::Runs(runs)) => {
                 let mut values = Vec::with_capacity(runs.last().map_or(0, |r| r.1 as usize));
                 for run in run_ranges(runs) {
@@ -703,12 +700,12 @@ fn add_scaled<S: Real>(adj: &mut [S], refs: &Refs, lo: usize, partials: &[S], g:
             g,
         ) => {
             let adj = &mut adj[start as usize + lo..][..partials.len()];
-            add_scaled_slice(adj, partials, g, 0);
+            add_scaled_slice(adj, partials, g);
         }
         (Refs::Runs(runs), g) => {
             let (start, run_end) = run_of(runs, lo);
             debug_assert!(lo + partials.len() <= run_end, "a chunk is within one run");
-            add_scaled_slice(&mut adj[start..][..partials.len()], partials, g, 0);
+            add_scaled_slice(&mut adj[start..][..partials.len()], partials, g);
         }
         _ => partials.iter().enumerate().for_each(|(j, &d)| {
             let g = match g {
@@ -720,15 +717,15 @@ fn add_scaled<S: Real>(adj: &mut [S], refs: &Refs, lo: usize, partials: &[S], g:
     }
 }
 
-/// `adj[j] += partials[j] · g[offset + j]`, or `· g` for a sum's one cotangent.
+/// `adj[j] += partials[j] · g[j]`, or `· g` for a sum's one cotangent.
 #[inline(always)]
-fn add_scaled_slice<S: Real>(adj: &mut [S], partials: &[S], g: Cotangents<S>, offset: usize) {
+fn add_scaled_slice<S: Real>(adj: &mut [S], partials: &[S], g: Cotangents<S>) {
     match g {
         Cotangents::One(g) => adj.iter_mut().zip(partials).for_each(|(a, &d)| *a += d * g),
         Cotangents::Each(g) => adj
             .iter_mut()
             .zip(partials)
-            .zip(&g[offset..])
+            .zip(g)
             .for_each(|((a, &d), &g)| *a += d * g),
     }
 }
