@@ -286,6 +286,63 @@ impl Elementwise<3> for ProductPlusRoot {
 }
 
 #[test]
+fn every_sweep_starts_from_zero_adjoints() {
+    // A thread's sweeps reuse one adjoint buffer: a gradient taken again, a pullback applied
+    // again and a Jacobian's next row must not see the adjoints of the sweep before. f has
+    // scalar nodes and an array node (whose output slots the sweep jumps over):
+    // y_i = x_i x_{i+1} + √x_i x_i, then loss = Σ y_i² + x₀ x₁.
+    let n = 40;
+    let x: Vec<f64> = (0..n).map(|i| 0.3 + 0.05 * i as f64).collect();
+    let y_of = |x: &[Var<f64>]| {
+        let views = [&x[..n - 1], &x[1..], &x[..n - 1]].map(ArrayView1::from);
+        map(&ProductPlusRoot, views)
+    };
+    let loss = |x: Vec<Var<f64>>| y_of(&x).iter().fold(x[0] * x[1], |s, &y| s + y * y);
+    // Σ_i w_i y_i by hand, for weights w.
+    let weighted = |w: &dyn Fn(usize) -> f64| {
+        let mut g = vec![0.0; n];
+        for i in 0..n - 1 {
+            g[i] += w(i) * (x[i + 1] + 1.5 * x[i].sqrt());
+            g[i + 1] += w(i) * x[i];
+        }
+        g
+    };
+    let y: Vec<f64> = (0..n - 1)
+        .map(|i| x[i] * x[i + 1] + x[i].sqrt() * x[i])
+        .collect();
+    let mut want = weighted(&|i| 2.0 * y[i]);
+    want[0] += x[1];
+    want[1] += x[0];
+    for _ in 0..3 {
+        close(
+            &Tape::new().gradient(loss, Active(&x)).unwrap(),
+            &want,
+            1e-13,
+        );
+    }
+    let (_, pb) = Tape::new().pullback(loss, Active(&x)).unwrap();
+    for _ in 0..2 {
+        let g: Vec<f64> = pb.apply(&1.0).unwrap();
+        close(&g, &want, 1e-13);
+    }
+    // Three rows sharing inputs (a Jacobian this small sweeps row by row below each output).
+    let rows = |x: Vec<Var<f64>>| {
+        let y = y_of(&x);
+        vec![
+            loss(x.clone()),
+            x[0] * x[2],
+            y.iter().fold(Var::constant_of(0.0), |s, &v| s + v),
+        ]
+    };
+    let j = Tape::new().jacobian(rows, Active(&x)).unwrap();
+    let mut product = vec![0.0; n];
+    (product[0], product[2]) = (x[2], x[0]);
+    for (row, want) in [want, product, weighted(&|_| 1.0)].iter().enumerate() {
+        close(&j.row(row).to_vec(), want, 1e-13);
+    }
+}
+
+#[test]
 fn maps_and_sums_of_active_operands_over_several_chunks() {
     // Operands of 150 elements (several chunks of the pullback): `a` a slice; `b` a stride-2
     // view, or the elements 150..300 in reverse (a list of references); `c` gathered from two
