@@ -32,7 +32,7 @@
 //! * [`difi_core::sum_map`] is one record whose pullback differentiates the term on dual
 //!   numbers (one lane per active operand), 64 elements at a time in a vectorised loop when
 //!   every operand is active, against 8 records per element for the loop. Rosenbrock written
-//!   with it takes 3.5–4 µs for a gradient instead of 31–33 (6.6–7.4 times its own primal,
+//!   with it takes 3.3–4 µs for a gradient instead of 31–33 (6.4–7.4 times its own primal,
 //!   which is itself faster than the loop's); lse about 2.7 times its primal.
 //!   [`difi_core::map`] is the same node with one output slot per element (a record and a
 //!   value each). Operands are cheapest as slices, or as a few slices pieced together.

@@ -285,6 +285,28 @@ impl Elementwise<3> for ProductPlusRoot {
     }
 }
 
+/// By hand, the gradient of `Σ_i w_i f(x[a(i)], x[b(i)], x[c(i)])` over `len` elements, `f`
+/// [`ProductPlusRoot`] and `w(i, f_i)` its weight (which may depend on the term's value); an
+/// element of weight 0 adds nothing, even where a partial is infinite.
+fn product_plus_root_gradient(
+    x: &[f64],
+    len: usize,
+    [a_of, b_of, c_of]: [&dyn Fn(usize) -> usize; 3],
+    w: &dyn Fn(usize, f64) -> f64,
+) -> Vec<f64> {
+    let mut g = vec![0.0; x.len()];
+    for i in 0..len {
+        let (a, b, c) = (x[a_of(i)], x[b_of(i)], x[c_of(i)]);
+        let w = w(i, a * b + c.sqrt() * a);
+        if w != 0.0 {
+            g[a_of(i)] += w * (b + c.sqrt());
+            g[b_of(i)] += w * a;
+            g[c_of(i)] += w * a / (2.0 * c.sqrt());
+        }
+    }
+    g
+}
+
 #[test]
 fn every_sweep_starts_from_zero_adjoints() {
     // A thread's sweeps reuse one adjoint buffer: a gradient taken again, a pullback applied
@@ -298,19 +320,8 @@ fn every_sweep_starts_from_zero_adjoints() {
         map(&ProductPlusRoot, views)
     };
     let loss = |x: Vec<Var<f64>>| y_of(&x).iter().fold(x[0] * x[1], |s, &y| s + y * y);
-    // Σ_i w_i y_i by hand, for weights w.
-    let weighted = |w: &dyn Fn(usize) -> f64| {
-        let mut g = vec![0.0; n];
-        for i in 0..n - 1 {
-            g[i] += w(i) * (x[i + 1] + 1.5 * x[i].sqrt());
-            g[i + 1] += w(i) * x[i];
-        }
-        g
-    };
-    let y: Vec<f64> = (0..n - 1)
-        .map(|i| x[i] * x[i + 1] + x[i].sqrt() * x[i])
-        .collect();
-    let mut want = weighted(&|i| 2.0 * y[i]);
+    let of: [&dyn Fn(usize) -> usize; 3] = [&|i| i, &|i| i + 1, &|i| i];
+    let mut want = product_plus_root_gradient(&x, n - 1, of, &|_, y| 2.0 * y);
     want[0] += x[1];
     want[1] += x[0];
     for _ in 0..3 {
@@ -337,7 +348,8 @@ fn every_sweep_starts_from_zero_adjoints() {
     let j = Tape::new().jacobian(rows, Active(&x)).unwrap();
     let mut product = vec![0.0; n];
     (product[0], product[2]) = (x[2], x[0]);
-    for (row, want) in [want, product, weighted(&|_| 1.0)].iter().enumerate() {
+    let sum = product_plus_root_gradient(&x, n - 1, of, &|_, _| 1.0);
+    for (row, want) in [want, product, sum].iter().enumerate() {
         close(&j.row(row).to_vec(), want, 1e-13);
     }
 }
@@ -371,16 +383,8 @@ fn maps_and_sums_of_active_operands_over_several_chunks() {
         let operands = |x: &[Var<f64>]| -> [Vec<Var<f64>>; 3] {
             [a_of, b_of, c_of].map(|of| (0..150).map(|i| x[of(i)]).collect())
         };
-        // The gradient of Σ_i w_i f(a_i, b_i, c_i) by hand, unused elements skipped.
-        let want = |x: &[f64], w: &dyn Fn(usize) -> f64| {
-            let mut g = vec![0.0; 300];
-            for i in (0..150).filter(|&i| w(i) != 0.0) {
-                let (a, b, c) = (x[a_of(i)], x[b_of(i)], x[c_of(i)]);
-                g[a_of(i)] += w(i) * (b + c.sqrt());
-                g[b_of(i)] += w(i) * a;
-                g[c_of(i)] += w(i) * a / (2.0 * c.sqrt());
-            }
-            g
+        let want = |x: &[f64], w: &dyn Fn(usize, f64) -> f64| {
+            product_plus_root_gradient(x, 150, [&a_of, &b_of, &c_of], w)
         };
         let (g, NoTangent) = Tape::new()
             .gradient(
@@ -393,7 +397,7 @@ fn maps_and_sums_of_active_operands_over_several_chunks() {
             )
             .unwrap();
         assert!(g.iter().all(|v| v.is_finite()), "{g:?}");
-        close(&g, &want(&x, &weight), 1e-13);
+        close(&g, &want(&x, &|i, _| weight(i)), 1e-13);
         // Summed, with every weight 1 and no c = 0.
         let mut x1 = x.clone();
         x1[169] = 0.25;
@@ -406,7 +410,7 @@ fn maps_and_sums_of_active_operands_over_several_chunks() {
                 Active(&x1),
             )
             .unwrap();
-        close(&g, &want(&x1, &|_| 1.0), 1e-13);
+        close(&g, &want(&x1, &|_, _| 1.0), 1e-13);
     }
 }
 
@@ -430,16 +434,9 @@ fn replayed_maps_read_slices_lists_and_runs_chunk_by_chunk() {
             let y = map(&ProductPlusRoot, views());
             Var::dot(y.view(), y.view()) + sum_map(&ProductPlusRoot, views())
         };
+        // d/dy_i of y·y + Σ y is 2 y_i + 1.
         let want = |x: &[f64]| {
-            let mut g = vec![0.0; 300];
-            for i in 0..150 {
-                let (a, b, c) = (x[a_of(i)], x[b_of(i)], x[c_of(i)]);
-                let dy = 2.0 * a * (b + c.sqrt()) + 1.0;
-                g[a_of(i)] += dy * (b + c.sqrt());
-                g[b_of(i)] += dy * a;
-                g[c_of(i)] += dy * a / (2.0 * c.sqrt());
-            }
-            g
+            product_plus_root_gradient(x, 150, [&a_of, &b_of, &c_of], &|_, y| 2.0 * y + 1.0)
         };
         let mut prep = Tape::new().prepare_gradient(f, Active(&x_at(0.0))).unwrap();
         let x = x_at(1.3);
